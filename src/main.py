@@ -1,0 +1,48 @@
+"""Builds the FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from src.api import health
+from src.api.docs import install_docs
+from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from src.api.problems import install_problem_handlers
+from src.config import Settings, get_settings
+from src.db import engine_for
+from src.log import configure_logging
+
+DESCRIPTION = """
+Factory compliance summaries and purchasing-practice scorecards for the brands and retailers
+subscribed to the programme, with token-scoped access per supply chain and signed webhooks.
+
+Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the token as
+`Authorization: Bearer ...`. Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Weft",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine_for(settings.database_url)
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    install_problem_handlers(app)
+    install_docs(app)
+    app.include_router(health.router)
+
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        import_max_bytes=settings.max_import_bytes,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app

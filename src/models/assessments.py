@@ -1,0 +1,84 @@
+"""Assessments (factory visits), their findings, and the remediation items that follow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from src.models.base import created_at_field, fk, id_field, timestamp_field, updated_at_field
+
+
+class AssessmentKind(StrEnum):
+    assessment = "assessment"
+    follow_up = "follow_up"
+
+
+class AssessmentStatus(StrEnum):
+    draft = "draft"
+    published = "published"
+    retracted = "retracted"
+
+
+class RemediationStatus(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    done = "done"
+    verified = "verified"
+
+
+class Assessment(SQLModel, table=True):
+    __tablename__ = "assessments"
+    __table_args__ = (
+        UniqueConstraint("factory_id", "cycle", "kind", "visit_start"),
+        Index("ix_assessments_factory_id_status", "factory_id", "status"),
+        Index("ix_assessments_updated_at_id", "updated_at", "id"),
+    )
+
+    id: str = id_field("asm")
+    factory_id: str = fk("factories.id", index=False)
+    catalogue_version: str = Field(foreign_key="catalogue_versions.version", max_length=20)
+    cycle: int
+    kind: AssessmentKind = Field(sa_type=String(20))
+    announced: bool = True
+    visit_start: dt.date
+    visit_end: dt.date
+    status: AssessmentStatus = Field(default=AssessmentStatus.draft, sa_type=String(20))
+    published_at: dt.datetime | None = timestamp_field()
+    retracted_at: dt.datetime | None = timestamp_field()
+    created_at: dt.datetime = created_at_field()
+    updated_at: dt.datetime = updated_at_field()
+
+
+class Finding(SQLModel, table=True):
+    __tablename__ = "findings"
+    __table_args__ = (UniqueConstraint("assessment_id", "question_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    assessment_id: str = fk("assessments.id", index=False)
+    question_id: int = Field(foreign_key="questions.id", index=True)
+    compliant: bool
+    note: str | None = Field(default=None, sa_type=Text)
+
+
+class RemediationItem(SQLModel, table=True):
+    __tablename__ = "remediation_items"
+    __table_args__ = (
+        Index("ix_remediation_items_factory_id_status", "factory_id", "status"),
+        Index("ix_remediation_items_updated_at_id", "updated_at", "id"),
+    )
+
+    id: str = id_field("rem")
+    factory_id: str = fk("factories.id", index=False)
+    assessment_id: str = fk("assessments.id")
+    finding_id: int = Field(foreign_key="findings.id", unique=True)
+    question_id: int = Field(foreign_key="questions.id", index=False)
+    action: str = Field(default="", sa_type=Text)
+    owner: str = Field(default="", max_length=200)
+    due_on: dt.date | None = None
+    status: RemediationStatus = Field(default=RemediationStatus.open, sa_type=String(20))
+    verified_at: dt.datetime | None = timestamp_field()
+    created_at: dt.datetime = created_at_field()
+    updated_at: dt.datetime = updated_at_field()

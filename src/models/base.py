@@ -1,0 +1,44 @@
+"""Column helpers shared by every table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON
+from sqlmodel import Field
+
+from src.db import UTCDateTime, utcnow
+from src.ids import new_id
+
+
+def id_field(prefix: str) -> Any:
+    return Field(default_factory=lambda: new_id(prefix), primary_key=True, max_length=40)
+
+
+def fk(target: str, *, index: bool = True, nullable: bool = False) -> Any:
+    default = None if nullable else ...
+    return Field(
+        default=default, foreign_key=target, index=index, nullable=nullable, max_length=40
+    )
+
+
+def created_at_field() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def updated_at_field(*, index: bool = False) -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index)
+
+
+def timestamp_field(*, index: bool = False) -> Any:
+    """An optional moment (`revoked_at`, `published_at`...)."""
+    return Field(default=None, sa_type=UTCDateTime, nullable=True, index=index)
+
+
+def json_field(default_factory: Any = list) -> Any:
+    return Field(default_factory=default_factory, sa_type=JSON, nullable=False)
+
+
+def today() -> dt.date:
+    return utcnow().date()

@@ -1,0 +1,24 @@
+"""The outbox: one row per change, written in the change's own transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Index
+from sqlmodel import Field, SQLModel
+
+from src.models.base import created_at_field, fk, id_field, timestamp_field
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_fanned_out_at_id", "fanned_out_at", "id"),)
+
+    id: str = id_field("evt")
+    type: str = Field(max_length=60, index=True)
+    factory_id: str | None = fk("factories.id", nullable=True)
+    org_id: str | None = fk("organizations.id", nullable=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: dt.datetime = created_at_field()
+    fanned_out_at: dt.datetime | None = timestamp_field()
