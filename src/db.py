@@ -43,7 +43,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(
-        self, value: dt.datetime | None, dialect: Dialect
+        self,
+        value: dt.datetime | None,
+        dialect: Dialect,  # noqa: ARG002 (the interface's)
     ) -> dt.datetime | None:
         if value is None:
             return None

@@ -3,7 +3,24 @@
 from ulid import ULID
 
 PREFIXES = frozenset(
-    {"org", "sub", "cli", "key", "fac", "sc", "lnk", "cns", "asm", "rem", "imp", "whe", "evt", "msg", "scd"}
+    {
+        "org",
+        "sub",
+        "cli",
+        "key",
+        "fac",
+        "sc",
+        "lnk",
+        "cns",
+        "asm",
+        "rem",
+        "imp",
+        "whe",
+        "evt",
+        "msg",
+        "scd",
+        "tok",
+    }
 )
 
 

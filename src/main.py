@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
-from src.api import health
+from src.api import health, me, oauth
 from src.api.docs import install_docs
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from src.api.problems import install_problem_handlers
 from src.config import Settings, get_settings
 from src.db import engine_for
 from src.log import configure_logging
+from src.services.tokens import TokenVerifier
 
 DESCRIPTION = """
 Factory compliance summaries and purchasing-practice scorecards for the brands and retailers
@@ -20,8 +22,10 @@ Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the tok
 `Authorization: Bearer ...`. Errors are RFC 9457 `application/problem+json`.
 """
 
+ROUTERS = [health.router, oauth.router, me.router]
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app = FastAPI(
@@ -32,12 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.engine = engine_for(settings.database_url)
+    app.state.engine = engine or engine_for(settings.database_url)
+    app.state.token_verifier = TokenVerifier(app.state.engine, settings)
     app.dependency_overrides[get_settings] = lambda: settings
 
     install_problem_handlers(app)
     install_docs(app)
-    app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -17,7 +17,9 @@ from src.log import request_id_var
 
 logger = logging.getLogger("weft.http")
 
-REQUESTS = Counter("weft_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+REQUESTS = Counter(
+    "weft_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
 LATENCY = Histogram(
     "weft_http_request_duration_seconds",
     "Time to answer an HTTP request",
@@ -28,8 +30,15 @@ LATENCY = Histogram(
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-async def send_problem(send: Send, status: int, slug: str, title: str, detail: str, path: str,
-                       headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_problem(
+    send: Send,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = orjson.dumps(
         problem_body(status=status, slug=slug, title=title, detail=detail, instance=path)
     )
@@ -70,8 +79,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -80,7 +91,10 @@ class RequestContextMiddleware:
             logger.exception("unhandled error", extra={"path": scope["path"]})
             if not response_started:
                 await send_problem(
-                    send_with_id, 500, "internal-error", "Internal server error",
+                    send_with_id,
+                    500,
+                    "internal-error",
+                    "Internal server error",
                     f"Something went wrong on our side; quote request id {request_id}.",
                     scope["path"],
                 )
@@ -158,6 +172,11 @@ class BodySizeLimitMiddleware:
     @staticmethod
     async def _refuse(scope: Scope, send: Send, detail: str) -> None:
         await send_problem(
-            send, 413, "payload-too-large", "Content Too Large", detail, scope["path"],
+            send,
+            413,
+            "payload-too-large",
+            "Content Too Large",
+            detail,
+            scope["path"],
             headers=[(b"connection", b"close")],
         )

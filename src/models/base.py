@@ -18,9 +18,7 @@ def id_field(prefix: str) -> Any:
 
 def fk(target: str, *, index: bool = True, nullable: bool = False) -> Any:
     default = None if nullable else ...
-    return Field(
-        default=default, foreign_key=target, index=index, nullable=nullable, max_length=40
-    )
+    return Field(default=default, foreign_key=target, index=index, nullable=nullable, max_length=40)
 
 
 def created_at_field() -> Any:

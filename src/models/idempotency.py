@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from sqlalchemy import JSON, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 

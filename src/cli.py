@@ -1,0 +1,180 @@
+"""The `weft` command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from alembic import command
+from alembic.config import Config
+from pydantic import ValidationError
+from rich.console import Console
+
+from src.config import PROJECT_ROOT, Settings, get_settings
+from src.db import engine_for, transaction
+
+app = typer.Typer(
+    help="Weft: supplier labour-compliance data for brands and retailers.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+seed_app = typer.Typer(help="Load datasets.", no_args_is_help=True)
+clients_app = typer.Typer(help="API clients.", no_args_is_help=True)
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+
+console = Console(stderr=True)
+DEMO_CLIENTS_FILE = PROJECT_ROOT / "var" / "demo-clients.json"
+
+
+def load_settings() -> Settings:
+    """Settings, or one clear line and exit code 2 when an environment variable is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"WEFT_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        console.print(f"[red]Invalid settings[/red]: {problems}")
+        raise typer.Exit(2) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    settings = load_settings()
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    console.print("Database schema is at the newest migration.")
+
+
+@seed_app.command("demo")
+def seed_demo(
+    clients_file: Annotated[
+        Path, typer.Option(help="Where to write the demo client credentials")
+    ] = DEMO_CLIENTS_FILE,
+) -> None:
+    """Load the deterministic demo dataset and write its client credentials."""
+    from src.services.demo import seed_demo as load
+
+    settings = load_settings()
+    with (
+        console.status("Loading the demo dataset…"),
+        transaction(engine_for(settings.database_url)) as session,
+    ):
+        summary = load(session)
+    clients_file.parent.mkdir(parents=True, exist_ok=True)
+    clients_file.write_text(json.dumps(summary.clients, indent=2) + "\n")
+    console.print(
+        f"Demo data: {summary.organizations} organisations, {summary.factories} factories; "
+        f"client credentials in {clients_file}"
+    )
+
+
+@clients_app.command("create")
+def clients_create(
+    org: Annotated[str, typer.Option(help="Organisation id (org_...)")],
+    scopes: Annotated[
+        list[str] | None, typer.Option("--scopes", help="Scopes (repeat or space-separated)")
+    ] = None,
+    supply_chain: Annotated[
+        list[str] | None, typer.Option("--supply-chain", help="Supply chain id")
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name to recognise the client by")] = "cli client",
+) -> None:
+    """Create an API client and print its secret (shown only this once)."""
+    from src.services.clients import create_client
+    from src.services.errors import DomainError
+
+    settings = load_settings()
+    wanted = [scope for chunk in scopes or [] for scope in chunk.replace(",", " ").split()]
+    try:
+        with transaction(engine_for(settings.database_url)) as session:
+            created = create_client(
+                session,
+                org_id=org,
+                name=name,
+                scopes=wanted or None,
+                supply_chain_ids=supply_chain or [],
+            )
+    except DomainError as exc:
+        console.print(f"[red]Refused[/red]: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(
+        json.dumps(
+            {
+                "client_id": created.client.id,
+                "client_secret": created.secret,
+                "org_id": created.client.org_id,
+                "scopes": created.client.scopes,
+                "supply_chains": created.client.supply_chain_ids,
+            },
+            indent=2,
+        )
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Start signing with a new key; the old one still verifies until its tokens expire."""
+    from src.services.signing_keys import rotate_keys
+
+    settings = load_settings()
+    with transaction(engine_for(settings.database_url)) as session:
+        key = rotate_keys(session)
+    console.print(f"Now signing with {key.id}.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes")] = 1,
+) -> None:
+    """Serve the API."""
+    settings = load_settings()
+    uvicorn.run(
+        "src.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Migrate, load the demo dataset, print a working curl line, and serve."""
+    db_upgrade()
+    seed_demo(DEMO_CLIENTS_FILE)
+    clients = json.loads(DEMO_CLIENTS_FILE.read_text())
+    buyer = next(c for c in clients if c["org_kind"] == "buyer")
+    base = f"http://127.0.0.1:{port}"
+    console.print(
+        "\n[bold]Weft demo[/bold] on " + base + f" (API reference: {base}/docs)\n"
+        f"Demo clients: {DEMO_CLIENTS_FILE}\n\nTry:\n"
+        f"  TOKEN=$(curl -s -u {buyer['client_id']}:{buyer['client_secret']} "
+        f"-d grant_type=client_credentials {base}/oauth/token | python3 -c "
+        "'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')\n"
+        f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/me\n',
+        highlight=False,
+        soft_wrap=True,
+    )
+    serve(host="127.0.0.1", port=port, workers=1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,164 @@
+"""RFC 9068 access tokens: issued as ES256 JWTs, verified per RFC 8725, cached until they expire."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+from cachetools import LRUCache
+from jose import jwt
+from jose.exceptions import JOSEError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from src.config import Settings
+from src.db import utcnow
+from src.ids import new_id
+from src.models import Client
+from src.services.errors import Unauthenticated
+from src.services.signing_keys import ALGORITHM, current_signing_key, verification_keys
+
+TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "org", "scope")
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    client_id: str
+    org_id: str
+    scopes: frozenset[str]
+    supply_chain_ids: tuple[str, ...]
+    expires_at: int
+    token_id: str
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+
+
+class InvalidScope(ValueError):
+    pass
+
+
+def issue_token(
+    session: Session, *, client: Client, requested_scope: str | None, settings: Settings
+) -> IssuedToken:
+    granted = list(client.scopes)
+    if requested_scope:
+        wanted = requested_scope.split()
+        unknown = [scope for scope in wanted if scope not in granted]
+        if unknown:
+            raise InvalidScope(f"not granted to this client: {' '.join(unknown)}")
+        granted = list(dict.fromkeys(wanted))
+    key = current_signing_key(session)
+    now = int(utcnow().timestamp())
+    scope = " ".join(granted)
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": client.id,
+        "client_id": client.id,
+        "org": client.org_id,
+        "scope": scope,
+        "sc": list(client.supply_chain_ids),
+        "iat": now,
+        "nbf": now,
+        "exp": now + settings.token_lifetime_seconds,
+        "jti": new_id("tok"),
+    }
+    token = jwt.encode(
+        claims, key.private_pem, algorithm=ALGORITHM, headers={"kid": key.id, "typ": TOKEN_TYPE}
+    )
+    return IssuedToken(token, settings.token_lifetime_seconds, scope)
+
+
+class TokenVerifier:
+    """Checks signatures once per token and remembers the claims until `exp`.
+
+    Revocation is not cached here: callers check the client on every request."""
+
+    KEY_REFRESH_SECONDS = 60
+
+    def __init__(
+        self, engine: Engine, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._clock = clock
+        self._claims: LRUCache[str, AccessClaims] = LRUCache(maxsize=50_000)
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._keys_loaded_at = 0.0
+        self._lock = Lock()
+
+    def verify(self, token: str) -> AccessClaims:
+        cached = self._claims.get(token)
+        now = self._clock()
+        if cached is not None:
+            if cached.expires_at + self._settings.token_leeway_seconds > now:
+                return cached
+            raise Unauthenticated("The access token has expired.")
+        claims = self._decode(token)
+        with self._lock:
+            self._claims[token] = claims
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except JOSEError as exc:
+            raise Unauthenticated("The access token is not a JWT.") from exc
+        if header.get("alg") != ALGORITHM:
+            raise Unauthenticated(f"The access token must be signed with {ALGORITHM}.")
+        if header.get("typ") != TOKEN_TYPE:
+            raise Unauthenticated(f"The access token must have typ {TOKEN_TYPE}.")
+        key = self._key(str(header.get("kid")))
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._settings.token_audience,
+                issuer=self._settings.token_issuer,
+                options={
+                    "require_" + claim: True for claim in ("aud", "iat", "exp", "iss", "sub", "jti")
+                }
+                | {"leeway": self._settings.token_leeway_seconds},
+            )
+        except JOSEError as exc:
+            raise Unauthenticated(f"The access token is not valid: {exc}.") from exc
+        missing = [claim for claim in REQUIRED_CLAIMS if claim not in payload]
+        if missing:
+            raise Unauthenticated(f"The access token lacks {', '.join(missing)}.")
+        if payload["iat"] > self._clock() + self._settings.token_leeway_seconds:
+            raise Unauthenticated("The access token was issued in the future.")
+        return AccessClaims(
+            client_id=str(payload["sub"]),
+            org_id=str(payload["org"]),
+            scopes=frozenset(str(payload["scope"]).split()),
+            supply_chain_ids=tuple(str(chain) for chain in payload.get("sc", [])),
+            expires_at=int(payload["exp"]),
+            token_id=str(payload["jti"]),
+        )
+
+    def _key(self, kid: str) -> dict[str, Any]:
+        age = self._clock() - self._keys_loaded_at
+        if age > self.KEY_REFRESH_SECONDS or (kid not in self._keys and age > 5):
+            self._reload_keys()
+        if kid not in self._keys:
+            raise Unauthenticated("The access token was signed by an unknown key.")
+        return self._keys[kid]
+
+    def _reload_keys(self) -> None:
+        with Session(self._engine) as session:
+            keys = verification_keys(
+                session, token_lifetime_seconds=self._settings.token_lifetime_seconds
+            )
+        with self._lock:
+            self._keys = {key.id: key.public_jwk for key in keys}
+            self._keys_loaded_at = self._clock()

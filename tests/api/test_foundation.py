@@ -1,0 +1,85 @@
+"""The HTTP foundation: problem+json for every error, request ids, health and readiness."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+PROBLEM = "application/problem+json"
+
+
+class TestProblemDetails:
+    def test_unknown_route_is_a_404_problem(self, client: TestClient) -> None:
+        response = client.get("/v1/no-such-thing")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json() == {
+            "type": "https://weft.dev/problems/not-found",
+            "title": "Not Found",
+            "status": 404,
+            "detail": "No resource at /v1/no-such-thing.",
+            "instance": "/v1/no-such-thing",
+        }
+
+    def test_wrong_method_is_a_405_problem(self, client: TestClient) -> None:
+        response = client.delete("/healthz")
+        assert response.status_code == 405
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["type"].endswith("/method-not-allowed")
+
+    def test_oversized_body_is_a_413_problem(self, client: TestClient) -> None:
+        response = client.post(
+            "/oauth/token",
+            content=b"x" * (10 * 1024 * 1024 + 1),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 413
+        assert response.headers["content-type"] == PROBLEM
+        assert "at most 10485760 bytes" in response.json()["detail"]
+
+    def test_streamed_oversized_body_is_a_413_problem(self, client: TestClient) -> None:
+        def chunks():  # no Content-Length: the limit must count streamed bytes
+            for _ in range(11):
+                yield b"x" * (1024 * 1024)
+
+        response = client.post(
+            "/oauth/token",
+            content=chunks(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 413
+        assert response.headers["content-type"] == PROBLEM
+
+
+class TestRequestId:
+    def test_a_given_request_id_is_echoed(self, client: TestClient) -> None:
+        response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+        assert response.headers["x-request-id"] == "abc-123"
+
+    def test_a_request_id_is_made_when_missing_or_unsafe(self, client: TestClient) -> None:
+        response = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+        assert len(response.headers["x-request-id"]) == 32
+
+
+class TestHealth:
+    def test_healthz(self, client: TestClient) -> None:
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+    def test_readyz_when_migrated(self, client: TestClient) -> None:
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ready"}
+
+    def test_metrics_are_prometheus_text(self, client: TestClient) -> None:
+        client.get("/healthz")
+        response = client.get("/metrics")
+        assert response.status_code == 200
+        assert "weft_http_requests_total" in response.text
+
+    def test_docs_are_served_without_a_cdn(self, client: TestClient) -> None:
+        page = client.get("/docs").text
+        assert "/docs-assets/swagger-ui-bundle.js" in page
+        assert "cdn" not in page.lower()
+        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+    def test_openapi_is_3_1(self, client: TestClient) -> None:
+        assert client.get("/openapi.json").json()["openapi"].startswith("3.1")

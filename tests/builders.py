@@ -1,0 +1,143 @@
+"""Typed builders for test data: each makes one row with believable defaults, flushes, returns it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from src.models import (
+    Consent,
+    Delegation,
+    Factory,
+    Organization,
+    Subscription,
+    SupplyChain,
+    SupplyChainLink,
+)
+from src.models.organizations import OrgKind
+from src.services.clients import NewClient, create_client
+
+_counter = itertools.count(1)
+
+
+def make_org(session: Session, kind: OrgKind = OrgKind.buyer, **overrides: Any) -> Organization:
+    org = Organization(
+        name=overrides.pop("name", f"{kind.value.title()} {next(_counter)}"), kind=kind, **overrides
+    )
+    session.add(org)
+    session.flush()
+    return org
+
+
+def make_subscription(
+    session: Session, org: Organization, *, active: bool = True, **overrides: Any
+) -> Subscription:
+    today = dt.date.today()
+    defaults: dict[str, Any] = (
+        {"starts_on": today - dt.timedelta(days=30), "ends_on": today + dt.timedelta(days=335)}
+        if active
+        else {"starts_on": today - dt.timedelta(days=400), "ends_on": today - dt.timedelta(days=1)}
+    )
+    subscription = Subscription(org_id=org.id, tier="standard", **(defaults | overrides))
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def make_buyer(session: Session, *, active: bool = True, **overrides: Any) -> Organization:
+    org = make_org(session, OrgKind.buyer, **overrides)
+    make_subscription(session, org, active=active)
+    return org
+
+
+def make_factory(session: Session, **overrides: Any) -> Factory:
+    n = next(_counter)
+    defaults: dict[str, Any] = {
+        "name": f"Factory {n}",
+        "country": "BD",
+        "address": f"Plot {n}, Ashulia, Dhaka",
+        "programme_code": f"BW-T-{n:05d}",
+        "sector": "garment",
+        "workers_total": 1200,
+        "workers_women": 800,
+        "status": "active",
+        "enrolled_on": dt.date(2020, 1, 1),
+    }
+    factory = Factory(**(defaults | overrides))
+    session.add(factory)
+    session.flush()
+    return factory
+
+
+def make_supply_chain(session: Session, org: Organization, **overrides: Any) -> SupplyChain:
+    chain = SupplyChain(
+        org_id=org.id, name=overrides.pop("name", f"Chain {next(_counter)}"), **overrides
+    )
+    session.add(chain)
+    session.flush()
+    return chain
+
+
+def link(
+    session: Session, chain: SupplyChain, factory: Factory, **overrides: Any
+) -> SupplyChainLink:
+    defaults: dict[str, Any] = {
+        "supplier_code": f"V-{next(_counter):05d}",
+        "starts_on": dt.date.today() - dt.timedelta(days=10),
+    }
+    row = SupplyChainLink(supply_chain_id=chain.id, factory_id=factory.id, **(defaults | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def grant_consent(session: Session, factory: Factory, org: Organization) -> Consent:
+    consent = Consent(factory_id=factory.id, org_id=org.id)
+    session.add(consent)
+    session.flush()
+    return consent
+
+
+def delegate(session: Session, buyer: Organization, partner: Organization) -> Delegation:
+    row = Delegation(buyer_org_id=buyer.id, partner_org_id=partner.id)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def make_client(
+    session: Session,
+    org: Organization,
+    *,
+    scopes: list[str] | None = None,
+    supply_chains: list[SupplyChain] = (),  # type: ignore[assignment]
+) -> NewClient:
+    return create_client(
+        session,
+        org_id=org.id,
+        name=f"client {next(_counter)}",
+        scopes=scopes,
+        supply_chain_ids=[chain.id for chain in supply_chains],
+    )
+
+
+def make_programme_client(session: Session) -> NewClient:
+    return make_client(session, make_org(session, OrgKind.programme))
+
+
+def token_for(http: TestClient, credentials: NewClient, scope: str | None = None) -> str:
+    data = {"grant_type": "client_credentials"} | ({"scope": scope} if scope else {})
+    response = http.post(
+        "/oauth/token", data=data, auth=(credentials.client.id, credentials.secret)
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def bearer(http: TestClient, credentials: NewClient, scope: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(http, credentials, scope)}"}
