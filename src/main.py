@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from src.api import health, me, oauth
+from src.api.conditional import ConditionalGetMiddleware
 from src.api.docs import install_docs
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from src.api.problems import install_problem_handlers
@@ -50,5 +51,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         max_bytes=settings.max_body_bytes,
         import_max_bytes=settings.max_import_bytes,
     )
+    app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -8,8 +8,8 @@ also need the factory's consent for the organisation that owns the chain."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, literal, or_, true
 from sqlalchemy import select as sa_select

@@ -33,6 +33,11 @@ class BadRequest(DomainError):
     pass
 
 
+class InvalidCursor(BadRequest):
+    slug = "invalid-cursor"
+    title = "The cursor is not valid"
+
+
 class InvalidInput(DomainError):
     status = 422
     slug = "validation-error"

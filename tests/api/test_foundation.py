@@ -83,3 +83,19 @@ class TestHealth:
 
     def test_openapi_is_3_1(self, client: TestClient) -> None:
         assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+class TestConditionalGet:
+    def test_a_json_get_has_an_etag_and_if_none_match_answers_304(self, client: TestClient) -> None:
+        first = client.get("/healthz")
+        etag = first.headers["etag"]
+        assert etag.startswith('"')
+        again = client.get("/healthz", headers={"If-None-Match": etag})
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == etag
+
+    def test_a_stale_etag_gets_the_full_answer(self, client: TestClient) -> None:
+        response = client.get("/healthz", headers={"If-None-Match": '"stale"'})
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}

@@ -1,0 +1,44 @@
+"""List answers: `{data, next_cursor, has_more}` with a `Link: <...>; rel="next"` header."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query, Request, Response
+from pydantic import BaseModel
+
+from src.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from src.services.pagination import Page as ServicePage
+
+T = TypeVar("T")
+
+LimitQuery = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (default {DEFAULT_LIMIT})")
+]
+CursorQuery = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page", max_length=1000)
+]
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+    has_more: bool
+
+
+def page_of(
+    request: Request,
+    response: Response,
+    page: ServicePage[Any],
+    to_schema: Callable[[Any], T],
+) -> Page[T]:
+    """The answer for one page; sets the `Link` header to the next page when there is one."""
+    if page.next_cursor is not None:
+        next_url = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return Page[T](
+        data=[to_schema(item) for item in page.items],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
+    )
