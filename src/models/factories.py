@@ -6,6 +6,7 @@ import datetime as dt
 from enum import StrEnum
 
 from sqlalchemy import Index, String
+from pydantic import ConfigDict, model_validator
 from sqlmodel import Field, SQLModel
 
 from src.models.base import created_at_field, id_field, updated_at_field
@@ -35,3 +36,50 @@ class Factory(SQLModel, table=True):
     enrolled_on: dt.date | None = None
     created_at: dt.datetime = created_at_field()
     updated_at: dt.datetime = updated_at_field()
+
+
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+
+
+class FactoryFields(SQLModel):
+    """What the programme may set on a factory; shared by create, update and the CSV import."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    programme_code: str | None = Field(default=None, min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=300)
+    country: str = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2")
+    address: str = Field(default="", max_length=500)
+    os_id: str | None = Field(
+        default=None, min_length=1, max_length=40, description="Open Supply Hub id"
+    )
+    sector: str = Field(default="garment", min_length=1, max_length=40)
+    workers_total: int = Field(default=0, ge=0, le=1_000_000)
+    workers_women: int = Field(default=0, ge=0, le=1_000_000)
+    status: FactoryStatus = FactoryStatus.enrolled
+    enrolled_on: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _women_within_total(self) -> FactoryFields:
+        if self.workers_women > self.workers_total:
+            raise ValueError("workers_women cannot exceed workers_total")
+        return self
+
+
+class FactoryCreate(FactoryFields):
+    pass
+
+
+class FactoryUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+
+    programme_code: str | None = Field(default=None, min_length=1, max_length=40)
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
+    address: str | None = Field(default=None, max_length=500)
+    os_id: str | None = Field(default=None, min_length=1, max_length=40)
+    sector: str | None = Field(default=None, min_length=1, max_length=40)
+    workers_total: int | None = Field(default=None, ge=0, le=1_000_000)
+    workers_women: int | None = Field(default=None, ge=0, le=1_000_000)
+    status: FactoryStatus | None = None
+    enrolled_on: dt.date | None = None

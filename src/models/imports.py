@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, String
+from pydantic import BaseModel
 from sqlmodel import Field, SQLModel
 
 from src.models.base import created_at_field, id_field, timestamp_field
@@ -36,3 +37,22 @@ class Import(SQLModel, table=True):
     errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     created_at: dt.datetime = created_at_field()
     finished_at: dt.datetime | None = timestamp_field()
+
+
+class ImportRowError(BaseModel):
+    """One bad row: `line` counts from the top of the file (a CSV header is line 1)."""
+
+    line: int
+    field: str
+    message: str
+
+
+class ImportRead(BaseModel):
+    id: str
+    kind: ImportKind
+    filename: str
+    status: ImportStatus
+    counts: dict[str, int]
+    errors: list[ImportRowError]
+    created_at: dt.datetime
+    finished_at: dt.datetime | None

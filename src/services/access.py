@@ -30,7 +30,7 @@ from src.models import (
 )
 from src.models.organizations import OrgKind
 from src.services.errors import ConsentRequired, InsufficientScope, NotFound, Unauthenticated
-from src.services.tokens import AccessClaims
+from src.services.tokens import ALL_SUPPLY_CHAINS, AccessClaims
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.scopes and self.org_kind == OrgKind.programme
+
+    @property
+    def all_supply_chains(self) -> bool:
+        """A client created without a list of supply chains reads all of its organisation's."""
+        return ALL_SUPPLY_CHAINS in self.supply_chain_ids
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes and not self.is_admin:
@@ -95,10 +100,16 @@ def _owner_allowed(principal: Principal) -> ColumnElement[bool]:
     return col(SupplyChain.org_id) == principal.org_id
 
 
+def _named_chains(principal: Principal) -> ColumnElement[bool]:
+    if principal.all_supply_chains:
+        return true()
+    return col(SupplyChainLink.supply_chain_id).in_(principal.supply_chain_ids)
+
+
 def _visible_links(principal: Principal, day: dt.date) -> ColumnElement[bool]:
     """Conditions on SupplyChainLink/SupplyChain rows through which the principal sees a factory."""
     return and_(
-        col(SupplyChainLink.supply_chain_id).in_(principal.supply_chain_ids),
+        _named_chains(principal),
         active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, day),  # type: ignore[arg-type]
         _owner_allowed(principal),
         subscription_active(col(SupplyChain.org_id), day),

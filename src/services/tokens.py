@@ -22,6 +22,7 @@ from src.services.errors import Unauthenticated
 from src.services.signing_keys import ALGORITHM, current_signing_key, verification_keys
 
 TOKEN_TYPE = "at+jwt"
+ALL_SUPPLY_CHAINS = "*"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "org", "scope")
 
 
@@ -66,7 +67,7 @@ def issue_token(
         "client_id": client.id,
         "org": client.org_id,
         "scope": scope,
-        "sc": list(client.supply_chain_ids),
+        "sc": list(client.supply_chain_ids) or [ALL_SUPPLY_CHAINS],
         "iat": now,
         "nbf": now,
         "exp": now + settings.token_lifetime_seconds,
