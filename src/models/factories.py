@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+import pydantic
+from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import Index, String
-from pydantic import ConfigDict, model_validator
 from sqlmodel import Field, SQLModel
 
 from src.models.base import created_at_field, id_field, updated_at_field
@@ -41,21 +42,21 @@ class Factory(SQLModel, table=True):
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 
 
-class FactoryFields(SQLModel):
+class FactoryFields(BaseModel):
     """What the programme may set on a factory; shared by create, update and the CSV import."""
 
     model_config = ConfigDict(extra="forbid")
 
-    programme_code: str | None = Field(default=None, min_length=1, max_length=40)
-    name: str = Field(min_length=1, max_length=300)
-    country: str = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2")
-    address: str = Field(default="", max_length=500)
-    os_id: str | None = Field(
+    programme_code: str | None = pydantic.Field(default=None, min_length=1, max_length=40)
+    name: str = pydantic.Field(min_length=1, max_length=300)
+    country: str = pydantic.Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2")
+    address: str = pydantic.Field(default="", max_length=500)
+    os_id: str | None = pydantic.Field(
         default=None, min_length=1, max_length=40, description="Open Supply Hub id"
     )
-    sector: str = Field(default="garment", min_length=1, max_length=40)
-    workers_total: int = Field(default=0, ge=0, le=1_000_000)
-    workers_women: int = Field(default=0, ge=0, le=1_000_000)
+    sector: str = pydantic.Field(default="garment", min_length=1, max_length=40)
+    workers_total: int = pydantic.Field(default=0, ge=0, le=1_000_000)
+    workers_women: int = pydantic.Field(default=0, ge=0, le=1_000_000)
     status: FactoryStatus = FactoryStatus.enrolled
     enrolled_on: dt.date | None = None
 
@@ -70,16 +71,16 @@ class FactoryCreate(FactoryFields):
     pass
 
 
-class FactoryUpdate(SQLModel):
+class FactoryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    programme_code: str | None = Field(default=None, min_length=1, max_length=40)
-    name: str | None = Field(default=None, min_length=1, max_length=300)
-    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
-    address: str | None = Field(default=None, max_length=500)
-    os_id: str | None = Field(default=None, min_length=1, max_length=40)
-    sector: str | None = Field(default=None, min_length=1, max_length=40)
-    workers_total: int | None = Field(default=None, ge=0, le=1_000_000)
-    workers_women: int | None = Field(default=None, ge=0, le=1_000_000)
+    programme_code: str | None = pydantic.Field(default=None, min_length=1, max_length=40)
+    name: str | None = pydantic.Field(default=None, min_length=1, max_length=300)
+    country: str | None = pydantic.Field(default=None, pattern=COUNTRY_PATTERN)
+    address: str | None = pydantic.Field(default=None, max_length=500)
+    os_id: str | None = pydantic.Field(default=None, min_length=1, max_length=40)
+    sector: str | None = pydantic.Field(default=None, min_length=1, max_length=40)
+    workers_total: int | None = pydantic.Field(default=None, ge=0, le=1_000_000)
+    workers_women: int | None = pydantic.Field(default=None, ge=0, le=1_000_000)
     status: FactoryStatus | None = None
     enrolled_on: dt.date | None = None

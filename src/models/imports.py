@@ -6,8 +6,8 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, String
 from pydantic import BaseModel
+from sqlalchemy import JSON, String
 from sqlmodel import Field, SQLModel
 
 from src.models.base import created_at_field, id_field, timestamp_field
