@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from src.api import health, me, oauth
+from src.api import factories, health, me, oauth
 from src.api.conditional import ConditionalGetMiddleware
 from src.api.docs import install_docs
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -23,7 +23,12 @@ Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the tok
 `Authorization: Bearer ...`. Errors are RFC 9457 `application/problem+json`.
 """
 
-ROUTERS = [health.router, oauth.router, me.router]
+ROUTERS = [
+    health.router,
+    oauth.router,
+    me.router,
+    factories.router,
+]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 from src.db import UTCDateTime, utcnow
 from src.ids import new_id
@@ -40,3 +40,8 @@ def json_field(default_factory: Any = list) -> Any:
 
 def today() -> dt.date:
     return utcnow().date()
+
+
+def row_values(row: SQLModel) -> dict[str, Any]:
+    """A table row's column values as they are (no serialisation, so no enum warnings)."""
+    return {name: getattr(row, name) for name in type(row).model_fields}

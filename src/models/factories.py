@@ -84,3 +84,30 @@ class FactoryUpdate(BaseModel):
     workers_women: int | None = pydantic.Field(default=None, ge=0, le=1_000_000)
     status: FactoryStatus | None = None
     enrolled_on: dt.date | None = None
+
+
+class SupplierCode(BaseModel):
+    supply_chain_id: str
+    supplier_code: str | None
+
+
+class FactoryRead(BaseModel):
+    id: str
+    programme_code: str | None
+    name: str
+    country: str
+    address: str
+    os_id: str | None
+    sector: str
+    workers_total: int
+    workers_women: int
+    status: FactoryStatus
+    enrolled_on: dt.date | None
+    risk_band: str | None = pydantic.Field(
+        description="From the latest published assessment; null before the first one"
+    )
+    supplier_codes: list[SupplierCode] = pydantic.Field(
+        description="Your own vendor ids for this factory, one per supply chain linking it"
+    )
+    created_at: dt.datetime
+    updated_at: dt.datetime

@@ -189,3 +189,14 @@ def log_full_disclosure(
             resource_id=resource_id,
         )
     )
+
+
+def visible_links(principal: Principal) -> ColumnElement[bool]:
+    """Conditions on joined `supply_chain_links`/`supply_chains` rows: the links through which the
+    caller sees factories (every link for the programme)."""
+    if principal.is_admin:
+        return col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id)
+    return and_(
+        col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id),
+        _visible_links(principal, utcnow().date()),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlmodel import Session
 
+from src.db import utcnow
 from src.services.errors import FieldError, InvalidCursor
 
 T = TypeVar("T")
@@ -35,9 +36,11 @@ def _encode_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
 
 
-def encode_cursor(kind: str, values: Sequence[Any]) -> str:
-    raw = orjson.dumps({"k": kind, "v": [_encode_value(value) for value in values]})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(kind: str, values: Sequence[Any], snapshot: dt.datetime | None = None) -> str:
+    payload: dict[str, Any] = {"k": kind, "v": [_encode_value(value) for value in values]}
+    if snapshot is not None:
+        payload["s"] = snapshot.isoformat()
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
 def _invalid_cursor(reason: str) -> InvalidCursor:
@@ -47,7 +50,13 @@ def _invalid_cursor(reason: str) -> InvalidCursor:
     )
 
 
-def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> list[Any]:
+@dataclass(frozen=True)
+class Cursor:
+    values: list[Any]
+    snapshot: dt.datetime | None
+
+
+def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> Cursor:
     """The sort key in `cursor`, checked against the list it claims to come from."""
     try:
         payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -58,6 +67,12 @@ def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> list[Any]:
     values = payload.get("v")
     if not isinstance(values, list) or len(values) != len(types):
         raise _invalid_cursor("malformed")
+    snapshot = None
+    if "s" in payload:
+        try:
+            snapshot = dt.datetime.fromisoformat(payload["s"])
+        except (TypeError, ValueError):
+            raise _invalid_cursor("malformed") from None
     decoded: list[Any] = []
     for value, wanted in zip(values, types, strict=True):
         try:
@@ -71,7 +86,7 @@ def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> list[Any]:
                 raise TypeError
         except (TypeError, ValueError):
             raise _invalid_cursor("malformed") from None
-    return decoded
+    return Cursor(decoded, snapshot)
 
 
 def _after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
@@ -85,7 +100,7 @@ def _after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> Colu
 
 def paginate(
     session: Session,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     *,
     kind: str,
     order_by: Sequence[Any],
@@ -93,12 +108,24 @@ def paginate(
     cursor: str | None,
     limit: int,
     scalars: bool = True,
+    snapshot_column: Any = None,
+    key_of: Callable[[Any], Sequence[Any]] | None = None,
 ) -> Page[Any]:
     """One page of `statement` ordered by `order_by` (ascending, unique together), after `cursor`.
 
+    With `snapshot_column` (an `updated_at` the list is ordered by), the first page fixes the moment
+    the walk started and later pages skip rows changed after it: a row edited during the walk is
+    not returned twice, and the next walk (from the newest `updated_at` seen) picks it up.
+    `key_of` gives a row's sort key when rows are not single entities with those attributes.
     Reads one row more than `limit` to know whether another page follows."""
+    snapshot = None
     if cursor:
-        statement = statement.where(_after(order_by, decode_cursor(kind, cursor, types)))
+        decoded = decode_cursor(kind, cursor, types)
+        statement = statement.where(_after(order_by, decoded.values))
+        snapshot = decoded.snapshot
+    if snapshot_column is not None:
+        snapshot = snapshot or utcnow()
+        statement = statement.where(snapshot_column <= snapshot)
     statement = statement.order_by(*order_by).limit(limit + 1)
     result = session.execute(statement)
     rows = list(result.scalars() if scalars else result.all())
@@ -106,10 +133,6 @@ def paginate(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor(kind, [_key_of(last, column) for column in order_by])
+        key = key_of(last) if key_of else [getattr(last, column.key) for column in order_by]
+        next_cursor = encode_cursor(kind, key, snapshot)
     return Page(items=rows, next_cursor=next_cursor)
-
-
-def _key_of(row: Any, column: Any) -> Any:
-    name = column.key if hasattr(column, "key") else column.name
-    return getattr(row, name) if hasattr(row, name) else row._mapping[name]

@@ -1,0 +1,105 @@
+"""`/v1/factories`: the factories a caller may see, and the programme's edits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from src.api.deps import Admin, EngineDep, FactoriesReader, SessionDep
+from src.api.pagination import CursorQuery, LimitQuery, Page, page_of
+from src.models.compliance_summaries import RiskBand
+from src.models.factories import FactoryCreate, FactoryRead, FactoryStatus, FactoryUpdate
+from src.services import factories as service
+from src.services.factories import FactoryFilters
+
+router = APIRouter(prefix="/v1", tags=["factories"])
+
+CSV = "text/csv"
+
+
+def factory_filters(
+    country: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")
+    ] = None,
+    status: FactoryStatus | None = None,
+    risk_band: RiskBand | None = None,
+    supply_chain: Annotated[
+        str | None, Query(description="Only factories linked in this chain")
+    ] = None,
+    os_id: Annotated[str | None, Query(description="Open Supply Hub id")] = None,
+    supplier_code: Annotated[str | None, Query(description="Your own vendor id")] = None,
+    q: Annotated[
+        str | None, Query(min_length=2, max_length=100, description="Name or code")
+    ] = None,
+    updated_since: Annotated[
+        dt.datetime | None, Query(description="Only factories changed at or after this time")
+    ] = None,
+) -> FactoryFilters:
+    if updated_since is not None and updated_since.tzinfo is None:
+        updated_since = updated_since.replace(tzinfo=dt.UTC)
+    return FactoryFilters(
+        country=country, status=status, risk_band=risk_band, supply_chain=supply_chain,
+        os_id=os_id, supplier_code=supplier_code, q=q, updated_since=updated_since,
+    )  # fmt: skip
+
+
+FiltersDep = Annotated[FactoryFilters, Depends(factory_filters)]
+
+
+@router.get(
+    "/factories",
+    response_model=Page[FactoryRead],
+    summary="List the factories you may see",
+    description=(
+        "Ordered by `updated_at`, then `id`. For a nightly sync pass `updated_since` (the newest "
+        "`updated_at` of the previous sync) and follow `next_cursor`: a walk never returns a "
+        "factory twice, and what changes during it comes in the next sync. "
+        "Send `Accept: text/csv` for every matching factory as a streamed CSV file."
+    ),
+    responses={200: {"content": {CSV: {}}}},
+)
+def list_factories(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    engine: EngineDep,
+    principal: FactoriesReader,
+    filters: FiltersDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[FactoryRead] | StreamingResponse:
+    if CSV in request.headers.get("accept", ""):
+        return StreamingResponse(
+            service.export_factories_csv(engine, principal=principal, filters=filters),
+            media_type=f"{CSV}; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="factories.csv"'},
+        )
+    page = service.list_factories(
+        session, principal=principal, filters=filters, cursor=cursor, limit=limit
+    )
+    return page_of(request, response, page, lambda item: item)
+
+
+@router.get("/factories/{factory_id}", summary="One factory, with your supplier codes")
+def get_factory(session: SessionDep, principal: FactoriesReader, factory_id: str) -> FactoryRead:
+    return service.get_factory(session, principal=principal, factory_id=factory_id)
+
+
+@router.post("/factories", status_code=201, summary="Enrol a factory (programme)")
+def create_factory(
+    response: Response, session: SessionDep, principal: Admin, body: FactoryCreate
+) -> FactoryRead:
+    factory = service.create_factory(session, data=body)
+    response.headers["Location"] = f"/v1/factories/{factory.id}"
+    return service.get_factory(session, principal=principal, factory_id=factory.id)
+
+
+@router.patch("/factories/{factory_id}", summary="Update a factory (programme)")
+def update_factory(
+    session: SessionDep, principal: Admin, factory_id: str, body: FactoryUpdate
+) -> FactoryRead:
+    service.update_factory(session, factory_id=factory_id, data=body)
+    return service.get_factory(session, principal=principal, factory_id=factory_id)

@@ -1,0 +1,395 @@
+"""`/v1/factories`: visibility, filters, pagination, sync walks, CSV export, programme edits."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+from sqlmodel import Session, select
+
+from src.models import ComplianceSummary, Event, Factory
+from src.services.clients import NewClient
+from tests.builders import (
+    bearer,
+    link,
+    make_buyer,
+    make_client,
+    make_factory,
+    make_programme_client,
+    make_supply_chain,
+)
+
+
+@pytest.fixture
+def world(session: Session) -> dict[str, object]:
+    """Two buyers sharing one factory; a factory nobody links."""
+    north, south = make_buyer(session, name="North"), make_buyer(session, name="South")
+    north_chain = make_supply_chain(session, north)
+    south_chain = make_supply_chain(session, south)
+    shared = make_factory(session, name="Shared Knit", country="VN", os_id="VN2020001AAAAAAA")
+    north_only = make_factory(session, name="North Denim", country="BD")
+    hidden = make_factory(session, name="Hidden Mills", country="KH")
+    link(session, north_chain, shared, supplier_code="N-1")
+    link(session, north_chain, north_only, supplier_code="N-2")
+    link(session, south_chain, shared, supplier_code="S-9")
+    world = {
+        "north": make_client(session, north, supply_chains=[north_chain]),
+        "south": make_client(session, south),
+        "admin": make_programme_client(session),
+        "shared": shared,
+        "north_only": north_only,
+        "hidden": hidden,
+        "north_chain": north_chain,
+    }
+    session.commit()
+    return world
+
+
+def ids(response_json: dict[str, object]) -> set[str]:
+    return {item["id"] for item in response_json["data"]}  # type: ignore[index, attr-defined]
+
+
+class TestVisibility:
+    def test_a_buyer_lists_only_factories_in_its_supply_chains(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        response = client.get("/v1/factories", headers=bearer(client, world["north"]))
+        assert response.status_code == 200
+        assert ids(response.json()) == {world["shared"].id, world["north_only"].id}
+        assert response.json()["has_more"] is False
+
+    def test_the_programme_lists_every_factory(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        response = client.get("/v1/factories", headers=bearer(client, world["admin"]))
+        assert len(response.json()["data"]) == 3
+
+    def test_detail_shows_only_the_callers_own_supplier_codes(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        shared = world["shared"]
+        north = client.get(f"/v1/factories/{shared.id}", headers=bearer(client, world["north"]))
+        south = client.get(f"/v1/factories/{shared.id}", headers=bearer(client, world["south"]))
+        assert [c["supplier_code"] for c in north.json()["supplier_codes"]] == ["N-1"]
+        assert [c["supplier_code"] for c in south.json()["supplier_codes"]] == ["S-9"]
+        assert north.json()["os_id"] == "VN2020001AAAAAAA"
+
+    def test_a_hidden_factory_answers_like_a_missing_one(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        headers = bearer(client, world["south"])
+        hidden = client.get(f"/v1/factories/{world['north_only'].id}", headers=headers)
+        missing = client.get("/v1/factories/fac_01ZZZZZZZZZZZZZZZZZZZZZZZZ", headers=headers)
+        assert hidden.status_code == missing.status_code == 404
+        strip = lambda body: {k: v for k, v in body.items() if k not in ("instance", "detail")}  # noqa: E731
+        assert strip(hidden.json()) == strip(missing.json())
+        assert hidden.json()["detail"].replace(world["north_only"].id, "X") == missing.json()[
+            "detail"
+        ].replace("fac_01ZZZZZZZZZZZZZZZZZZZZZZZZ", "X")
+
+    def test_reading_needs_the_factories_scope(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        headers = bearer(client, world["north"], scope="compliance:read")
+        response = client.get("/v1/factories", headers=headers)
+        assert response.status_code == 403
+        assert response.json()["type"].endswith("/insufficient-scope")
+
+    def test_no_token_is_a_401(self, client: TestClient) -> None:
+        response = client.get("/v1/factories")
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+class TestFilters:
+    @pytest.mark.parametrize(
+        ("query", "expected"),
+        [
+            ("country=vn", {"shared"}),
+            ("country=BD", {"north_only"}),
+            ("os_id=VN2020001AAAAAAA", {"shared"}),
+            ("supplier_code=N-2", {"north_only"}),
+            ("supplier_code=S-9", set()),
+            ("q=denim", {"north_only"}),
+            ("status=active", {"shared", "north_only"}),
+            ("status=suspended", set()),
+        ],
+    )
+    def test_filters(
+        self, client: TestClient, world: dict[str, object], query: str, expected: set[str]
+    ) -> None:
+        response = client.get(f"/v1/factories?{query}", headers=bearer(client, world["north"]))
+        assert response.status_code == 200
+        assert ids(response.json()) == {world[name].id for name in expected}
+
+    def test_supply_chain_filter_ignores_other_organisations_chains(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        chain_id = world["north_chain"].id
+        mine = client.get(
+            f"/v1/factories?supply_chain={chain_id}", headers=bearer(client, world["north"])
+        )
+        theirs = client.get(
+            f"/v1/factories?supply_chain={chain_id}", headers=bearer(client, world["south"])
+        )
+        assert ids(mine.json()) == {world["shared"].id, world["north_only"].id}
+        assert ids(theirs.json()) == set()
+
+    def test_risk_band_filter(
+        self, client: TestClient, world: dict[str, object], session: Session
+    ) -> None:
+        session.add(
+            ComplianceSummary(
+                factory_id=world["shared"].id, risk_band="high", full_json=b"{}", public_json=b"{}"
+            )
+        )
+        session.commit()
+        response = client.get(
+            "/v1/factories?risk_band=high", headers=bearer(client, world["north"])
+        )
+        assert ids(response.json()) == {world["shared"].id}
+        assert response.json()["data"][0]["risk_band"] == "high"
+
+    def test_a_bad_filter_value_is_a_422_naming_the_parameter(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        response = client.get("/v1/factories?status=closed", headers=bearer(client, world["north"]))
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["in"] == "query"
+        assert response.json()["errors"][0]["field"] == "status"
+
+
+class TestPagination:
+    def test_pages_follow_the_cursor_and_the_link_header(
+        self, client: TestClient, session: Session
+    ) -> None:
+        admin = make_programme_client(session)
+        for n in range(7):
+            make_factory(session, name=f"F{n}")
+        session.commit()
+        headers = bearer(client, admin)
+        seen: list[str] = []
+        url = "/v1/factories?limit=3"
+        pages = 0
+        while url:
+            response = client.get(url, headers=headers)
+            body = response.json()
+            seen += [item["id"] for item in body["data"]]
+            pages += 1
+            if body["has_more"]:
+                assert response.headers["link"].endswith('>; rel="next"')
+                url = response.headers["link"][1:].split(">;")[0].replace("http://testserver", "")
+            else:
+                assert "link" not in response.headers
+                url = ""
+        assert pages == 3
+        assert len(seen) == len(set(seen)) == 7
+
+    @pytest.mark.parametrize("cursor", ["garbage!", "eyJrIjoieCJ9", "e30"])
+    def test_a_malformed_or_foreign_cursor_is_a_400(
+        self, client: TestClient, world: dict[str, object], cursor: str
+    ) -> None:
+        response = client.get(
+            f"/v1/factories?cursor={cursor}", headers=bearer(client, world["north"])
+        )
+        assert response.status_code == 400
+        assert response.json()["type"].endswith("/invalid-cursor")
+
+    def test_limit_is_bounded(self, client: TestClient, world: dict[str, object]) -> None:
+        headers = bearer(client, world["north"])
+        assert client.get("/v1/factories?limit=501", headers=headers).status_code == 422
+        assert client.get("/v1/factories?limit=0", headers=headers).status_code == 422
+
+
+class TestSync:
+    def test_a_walk_during_writes_has_no_duplicate_and_the_next_walk_no_gap(
+        self, client: TestClient, session: Session
+    ) -> None:
+        admin = make_programme_client(session)
+        factories = [make_factory(session, name=f"S{n}") for n in range(6)]
+        session.commit()
+        headers = bearer(client, admin)
+        since = "2000-01-01T00:00:00Z"
+
+        def walk(first_url: str, during: list[int] | None = None) -> list[dict[str, str]]:
+            rows: list[dict[str, str]] = []
+            url: str | None = first_url
+            while url:
+                body = client.get(url, headers=headers).json()
+                rows += body["data"]
+                if during:  # edit one factory already seen and one not yet seen, add one
+                    for index in (during.pop(0), during.pop(0)):
+                        patch = client.patch(
+                            f"/v1/factories/{factories[index].id}",
+                            json={"workers_total": 5000 + index},
+                            headers=headers,
+                        )
+                        assert patch.status_code == 200
+                    created = client.post(
+                        "/v1/factories",
+                        headers=headers,
+                        json={"name": f"New {len(rows)}", "country": "ID"},
+                    )
+                    assert created.status_code == 201
+                url = body["next_cursor"] and f"/v1/factories?limit=2&cursor={body['next_cursor']}"
+            return rows
+
+        first = walk(f"/v1/factories?limit=2&updated_since={since}", during=[0, 5])
+        first_ids = [row["id"] for row in first]
+        assert len(first_ids) == len(set(first_ids))
+        # factories[5] changed before the walk reached it: it waits for the next walk
+        assert set(first_ids) == {factory.id for factory in factories[:5]}
+        newest = max(row["updated_at"] for row in first)
+        second = walk(f"/v1/factories?limit=2&updated_since={newest.replace('+00:00', 'Z')}")
+        second_by_id = {row["id"]: row for row in second}
+        assert second_by_id[factories[0].id]["workers_total"] == 5000
+        assert second_by_id[factories[5].id]["workers_total"] == 5005
+        assert sum(1 for row in second if row["name"].startswith("New")) == 1
+        # two edited, one created, and the boundary row (`updated_since` is inclusive, so rows
+        # sharing the newest timestamp are never skipped)
+        boundary = {row["id"] for row in first if row["updated_at"] == newest}
+        assert len(second) == len(second_by_id)
+        assert set(second_by_id) - boundary == {
+            factories[0].id,
+            factories[5].id,
+            next(r["id"] for r in second if r["name"] == "New 2"),
+        }
+
+
+class TestCsvExport:
+    def test_accept_csv_streams_every_visible_factory(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        headers = bearer(client, world["north"]) | {"Accept": "text/csv"}
+        response = client.get("/v1/factories", headers=headers)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert {row["id"] for row in rows} == {world["shared"].id, world["north_only"].id}
+        assert {row["supplier_codes"] for row in rows} == {"N-1", "N-2"}
+
+
+class TestProgrammeEdits:
+    def test_create_answers_201_with_location_and_emits_an_event(
+        self, client: TestClient, session: Session, engine: Engine
+    ) -> None:
+        admin = make_programme_client(session)
+        session.commit()
+        response = client.post(
+            "/v1/factories",
+            headers=bearer(client, admin),
+            json={
+                "programme_code": "BW-VN-9001",
+                "name": "Song Hong Garment",
+                "country": "VN",
+                "workers_total": 900,
+                "workers_women": 600,
+                "status": "enrolled",
+            },
+        )
+        assert response.status_code == 201
+        factory_id = response.json()["id"]
+        assert response.headers["location"] == f"/v1/factories/{factory_id}"
+        assert factory_id.startswith("fac_")
+        with Session(engine) as check:
+            events = check.exec(select(Event).where(Event.factory_id == factory_id)).all()
+        assert [e.type for e in events] == ["factory.updated"]
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"name": "X", "country": "Vietnam"}, "country"),
+            ({"name": "X", "country": "VN", "colour": "red"}, "colour"),
+            ({"name": "X", "country": "VN", "workers_total": 5, "workers_women": 9}, "body"),
+            ({"country": "VN"}, "name"),
+        ],
+    )
+    def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(
+        self,
+        client: TestClient,
+        session: Session,
+        engine: Engine,
+        body: dict[str, object],
+        field: str,
+    ) -> None:
+        admin = make_programme_client(session)
+        session.commit()
+        response = client.post("/v1/factories", headers=bearer(client, admin), json=body)
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["errors"][0]["field"] == field
+        with Session(engine) as check:
+            assert check.exec(select(Factory)).all() == []
+
+    def test_a_duplicate_os_id_is_a_409(self, client: TestClient, session: Session) -> None:
+        admin = make_programme_client(session)
+        make_factory(session, os_id="BD2019001ABCDEFG")
+        session.commit()
+        response = client.post(
+            "/v1/factories",
+            headers=bearer(client, admin),
+            json={"name": "Copy", "country": "BD", "os_id": "BD2019001ABCDEFG"},
+        )
+        assert response.status_code == 409
+        assert response.json()["errors"][0]["field"] == "os_id"
+
+    def test_a_status_change_emits_both_events_and_no_change_emits_none(
+        self, client: TestClient, session: Session, engine: Engine
+    ) -> None:
+        admin = make_programme_client(session)
+        factory = make_factory(session, status="active")
+        session.commit()
+        headers = bearer(client, admin)
+        url = f"/v1/factories/{factory.id}"
+        assert client.patch(url, json={"status": "suspended"}, headers=headers).status_code == 200
+        assert client.patch(url, json={"status": "suspended"}, headers=headers).status_code == 200
+        with Session(engine) as check:
+            types = [e.type for e in check.exec(select(Event).order_by(Event.id)).all()]
+        assert types == ["factory.updated", "factory.status_changed"]
+
+    def test_buyers_cannot_edit(self, client: TestClient, world: dict[str, object]) -> None:
+        response = client.patch(
+            f"/v1/factories/{world['shared'].id}",
+            json={"name": "Mine"},
+            headers=bearer(client, world["north"]),
+        )
+        assert response.status_code == 403
+
+
+@contextmanager
+def count_statements(engine: Engine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+class TestNoQueryPerRow:
+    def test_a_page_of_10_and_a_page_of_500_cost_the_same_statements(
+        self, client: TestClient, session: Session, engine: Engine
+    ) -> None:
+        buyer = make_buyer(session)
+        chain = make_supply_chain(session, buyer)
+        for _ in range(500):
+            link(session, chain, make_factory(session))
+        credentials: NewClient = make_client(session, buyer)
+        session.commit()
+        headers = bearer(client, credentials)
+        counts = []
+        for limit in (10, 500):
+            with count_statements(engine) as statements:
+                response = client.get(f"/v1/factories?limit={limit}", headers=headers)
+            assert len(response.json()["data"]) == limit
+            counts.append(len(statements))
+        assert counts[0] == counts[1]
