@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from src.api import factories, health, me, oauth
+from src.api import factories, health, me, oauth, supply_chain_compliance
 from src.api.conditional import ConditionalGetMiddleware
 from src.api.docs import install_docs
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -28,6 +28,7 @@ ROUTERS = [
     oauth.router,
     me.router,
     factories.router,
+    supply_chain_compliance.router,
 ]
 
 

@@ -200,3 +200,16 @@ def visible_links(principal: Principal) -> ColumnElement[bool]:
         col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id),
         _visible_links(principal, utcnow().date()),
     )
+
+
+def supply_chain_readable(principal: Principal) -> ColumnElement[bool]:
+    """A predicate on `supply_chains`: chains of the caller's organisation (a partner: of buyers
+    that delegated to it) named in its token; every chain for the programme."""
+    if principal.is_admin:
+        return true()
+    named = (
+        true()
+        if principal.all_supply_chains
+        else col(SupplyChain.id).in_(principal.supply_chain_ids)
+    )
+    return and_(_owner_allowed(principal), named)

@@ -1,0 +1,263 @@
+"""Compliance across one supply chain: risk bands, cluster rates, open critical issues, what got
+worse, and the CSV export of its factories' summary figures. A fixed number of queries whatever
+the chain's size: every figure is read from the precomputed summaries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from src.db import utcnow
+from src.models import (
+    Assessment,
+    Cluster,
+    ClusterCount,
+    ComplianceSummary,
+    Factory,
+    Question,
+    RemediationItem,
+    SupplyChain,
+    SupplyChainLink,
+)
+from src.models.assessments import RemediationStatus
+from src.models.compliance_summaries import RiskBand
+from src.models.supply_chain_compliance import (
+    ClusterRate,
+    CriticalIssue,
+    RiskBandCounts,
+    SupplyChainCompliance,
+    WorsenedFactory,
+)
+from src.services.access import (
+    Principal,
+    active_on,
+    consent_granted,
+    factory_visible,
+    supply_chain_readable,
+)
+from src.services.catalogue import current_version
+from src.services.errors import NotFound
+
+BAND_ORDER = {RiskBand.low: 0, RiskBand.medium: 1, RiskBand.high: 2, RiskBand.critical: 3}
+OPEN = (RemediationStatus.open, RemediationStatus.in_progress)
+CSV_BATCH = 1000
+
+
+def _require_chain(session: Session, principal: Principal, chain_id: str) -> SupplyChain:
+    chain = session.exec(
+        select(SupplyChain).where(col(SupplyChain.id) == chain_id, supply_chain_readable(principal))
+    ).first()
+    if chain is None:
+        raise NotFound(f"No supply chain {chain_id}.")
+    return chain
+
+
+def _chain_factories(principal: Principal, chain_id: str) -> Any:
+    """Conditions selecting the factories actively linked in the chain that the caller sees."""
+    return and_(
+        col(SupplyChainLink.supply_chain_id) == chain_id,
+        col(SupplyChainLink.factory_id) == col(Factory.id),
+        active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, utcnow().date()),  # type: ignore[arg-type]
+        factory_visible(principal),
+    )
+
+
+def supply_chain_compliance(
+    session: Session, *, principal: Principal, supply_chain_id: str
+) -> SupplyChainCompliance:
+    _require_chain(session, principal, supply_chain_id)
+    in_chain = _chain_factories(principal, supply_chain_id)
+    rows = session.exec(
+        select(
+            col(Factory.id),
+            col(Factory.name),
+            col(ComplianceSummary.risk_band),
+            col(ComplianceSummary.previous_risk_band),
+        )
+        .select_from(Factory)
+        .join(SupplyChainLink, in_chain)
+        .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
+        .order_by(col(Factory.id))
+    ).all()
+    bands = RiskBandCounts()
+    worsened = []
+    for factory_id, name, band, previous in rows:
+        key = band or "unassessed"
+        setattr(bands, key, getattr(bands, key) + 1)
+        if band and previous and BAND_ORDER[RiskBand(band)] > BAND_ORDER[RiskBand(previous)]:
+            worsened.append(
+                WorsenedFactory(
+                    factory_id=factory_id,
+                    factory_name=name,
+                    previous_risk_band=previous,
+                    risk_band=band,
+                )
+            )
+    return SupplyChainCompliance(
+        supply_chain_id=supply_chain_id,
+        factories=len(rows),
+        risk_bands=bands,
+        clusters=_cluster_rates(session, in_chain),
+        open_critical_issues=_open_critical_issues(session, principal, in_chain),
+        worsened=worsened,
+    )
+
+
+def _cluster_names(session: Session) -> dict[str, str]:
+    version = current_version(session)
+    if version is None:
+        return {}
+    clusters = session.exec(
+        select(Cluster)
+        .where(col(Cluster.version) == version.version)
+        .order_by(col(Cluster.position))
+    ).all()
+    return {cluster.code: cluster.name for cluster in clusters}
+
+
+def _cluster_rates(session: Session, in_chain: Any) -> list[ClusterRate]:
+    totals = {
+        code: (int(asked), int(non_compliant))
+        for code, asked, non_compliant in session.exec(
+            select(
+                col(ClusterCount.cluster_code),
+                func.sum(ClusterCount.asked),
+                func.sum(ClusterCount.non_compliant),
+            )
+            .join(Factory, col(Factory.id) == col(ClusterCount.factory_id))
+            .join(SupplyChainLink, in_chain)
+            .group_by(col(ClusterCount.cluster_code))
+        ).all()
+    }
+    names = _cluster_names(session)
+    codes = list(names) + sorted(set(totals) - set(names))
+    rates = []
+    for code in codes:
+        asked, non_compliant = totals.get(code, (0, 0))
+        rates.append(
+            ClusterRate(
+                code=code,
+                name=names.get(code, code),
+                asked=asked,
+                non_compliant=non_compliant,
+                rate=round(non_compliant / asked, 4) if asked else None,
+            )
+        )
+    return rates
+
+
+def _open_critical_issues(
+    session: Session, principal: Principal, in_chain: Any
+) -> list[CriticalIssue]:
+    today = utcnow().date()
+    rows = session.execute(
+        sa_select(
+            col(RemediationItem.id),
+            col(Factory.id),
+            col(Factory.name),
+            col(Question.code),
+            col(Question.text),
+            col(RemediationItem.status),
+            col(Assessment.visit_end),
+        )
+        .select_from(RemediationItem)
+        .join(Factory, col(Factory.id) == col(RemediationItem.factory_id))
+        .join(SupplyChainLink, in_chain)
+        .join(Question, col(Question.id) == col(RemediationItem.question_id))
+        .join(Assessment, col(Assessment.id) == col(RemediationItem.assessment_id))
+        .where(
+            col(Question.critical).is_(True),
+            col(RemediationItem.status).in_(OPEN),
+            or_(col(Question.public).is_(True), consent_granted(principal)),
+        )
+        .order_by(col(Assessment.visit_end), col(RemediationItem.id))
+    ).all()
+    return [
+        CriticalIssue(
+            remediation_item_id=item_id,
+            factory_id=factory_id,
+            factory_name=name,
+            question=code,
+            text=text,
+            status=status,
+            opened_on=opened,
+            age_days=(today - opened).days,
+        )
+        for item_id, factory_id, name, code, text, status, opened in rows
+    ]
+
+
+def export_supply_chain_csv(
+    engine: Engine, *, principal: Principal, supply_chain_id: str
+) -> Iterator[str]:
+    """The chain's factories with their summary figures, one CSV row each, read in batches."""
+    with Session(engine) as session:
+        _require_chain(session, principal, supply_chain_id)
+        clusters = list(_cluster_names(session))
+        in_chain = _chain_factories(principal, supply_chain_id)
+        yield _csv_line([
+            "factory_id", "name", "country", "supplier_code", "risk_band", "previous_risk_band",
+            "open_critical_issues", "cycle", *[f"non_compliance_{code}" for code in clusters],
+        ])  # fmt: skip
+        after = ""
+        while True:
+            rows = session.execute(
+                sa_select(
+                    col(Factory.id),
+                    col(Factory.name),
+                    col(Factory.country),
+                    col(SupplyChainLink.supplier_code),
+                    col(ComplianceSummary.risk_band),
+                    col(ComplianceSummary.previous_risk_band),
+                    col(ComplianceSummary.open_critical_count),
+                )
+                .add_columns(col(ComplianceSummary.cycle))
+                .select_from(Factory)
+                .join(SupplyChainLink, in_chain)
+                .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
+                .where(col(Factory.id) > after)
+                .order_by(col(Factory.id))
+                .limit(CSV_BATCH)
+            ).all()
+            if not rows:
+                return
+            rates = _rates_by_factory(session, [row[0] for row in rows])
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            for row in rows:
+                factory_rates = rates.get(row[0], {})
+                writer.writerow(
+                    [
+                        *("" if value is None else value for value in row),
+                        *(factory_rates.get(code, "") for code in clusters),
+                    ]
+                )
+            yield out.getvalue()
+            after = rows[-1][0]
+
+
+def _rates_by_factory(session: Session, factory_ids: list[str]) -> dict[str, dict[str, float]]:
+    rates: dict[str, dict[str, float]] = {}
+    for factory_id, code, asked, non_compliant in session.exec(
+        select(
+            col(ClusterCount.factory_id),
+            col(ClusterCount.cluster_code),
+            col(ClusterCount.asked),
+            col(ClusterCount.non_compliant),
+        ).where(col(ClusterCount.factory_id).in_(factory_ids))
+    ).all():
+        if asked:
+            rates.setdefault(factory_id, {})[code] = round(non_compliant / asked, 4)
+    return rates
+
+
+def _csv_line(values: list[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue()
