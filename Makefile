@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint format migration constraints
+.PHONY: install demo serve test lint format migration constraints audit
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+audit: install  ## known vulnerabilities in the pinned dependencies (needs the PyPI JSON API)
+	$(BIN)/pip-audit --progress-spinner off -r constraints.txt --no-deps --desc on
 
 migration: install  ## autogenerate a migration: make migration m="what changed"
 	$(BIN)/alembic revision --autogenerate -m "$(m)"

@@ -138,19 +138,41 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     workers: Annotated[int, typer.Option(help="API processes")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not deliver webhooks from this process")
+    ] = False,
 ) -> None:
-    """Serve the API."""
+    """Serve the API (and deliver webhooks in the same process unless --no-worker)."""
+    from src.worker import start_in_thread
+
     settings = load_settings()
-    uvicorn.run(
-        "src.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-    )
+    background = None if no_worker else start_in_thread(engine_for(settings.database_url), settings)
+    try:
+        uvicorn.run(
+            "src.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            proxy_headers=True,
+        )
+    finally:
+        if background is not None:
+            background.stop()
+
+
+@app.command()
+def worker() -> None:
+    """Fan events out and deliver webhooks until SIGTERM or SIGINT (then finish sends in flight).
+    Run several on PostgreSQL; on SQLite run one."""
+    from src.log import configure_logging
+    from src.worker import run_until_signalled
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    run_until_signalled(engine_for(settings.database_url), settings)
 
 
 @app.command()

@@ -5,7 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from src.api import factories, health, me, oauth, supply_chain_compliance
+from src.api import (
+    assessments,
+    catalogue,
+    compliance_summaries,
+    factories,
+    health,
+    me,
+    oauth,
+    remediation,
+    scorecards,
+    supply_chain_compliance,
+)
+from src.api import events as events_api
+from src.api import webhooks as webhooks_api
 from src.api.conditional import ConditionalGetMiddleware
 from src.api.docs import install_docs
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -29,6 +42,13 @@ ROUTERS = [
     me.router,
     factories.router,
     supply_chain_compliance.router,
+    scorecards.router,
+    webhooks_api.router,
+    events_api.router,
+    catalogue.router,
+    assessments.router,
+    remediation.router,
+    compliance_summaries.router,
 ]
 
 

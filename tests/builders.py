@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from src.models import (
+    Assessment,
     Consent,
     Delegation,
     Factory,
@@ -18,8 +20,11 @@ from src.models import (
     SupplyChain,
     SupplyChainLink,
 )
+from src.models.assessments import AssessmentCreate, FindingInput
 from src.models.organizations import OrgKind
+from src.services.assessments import create_assessment, publish_assessment
 from src.services.clients import NewClient, create_client
+from src.services.surveys import write_responses
 
 _counter = itertools.count(1)
 
@@ -141,3 +146,53 @@ def token_for(http: TestClient, credentials: NewClient, scope: str | None = None
 
 def bearer(http: TestClient, credentials: NewClient, scope: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(http, credentials, scope)}"}
+
+
+def rate_buyer(
+    session: Session,
+    buyer: Organization,
+    factories: Sequence[Factory],
+    ratings: dict[str, int | Sequence[int]],
+    *,
+    period: str = "2026H1",
+) -> None:
+    """Each factory rates the buyer on each question: one rating for all, or one per factory."""
+    write_responses(
+        session,
+        [
+            (period, buyer.id, factory.id, question, r if isinstance(r, int) else r[index])
+            for question, r in ratings.items()
+            for index, factory in enumerate(factories)
+        ],
+    )
+
+
+def make_assessment(
+    session: Session,
+    factory: Factory,
+    findings: dict[str, bool],
+    *,
+    cycle: int = 1,
+    publish: bool = True,
+    **overrides: Any,
+) -> Assessment:
+    """An assessment answering each question code compliant (True) or not; published unless told.
+    Cycle N is visited in March of 2024 + N."""
+    visit_start = dt.date(2024 + cycle, 3, 10)
+    defaults: dict[str, Any] = {
+        "kind": "assessment",
+        "announced": True,
+        "visit_start": visit_start,
+        "visit_end": visit_start + dt.timedelta(days=2),
+    }
+    data = AssessmentCreate(
+        factory_id=factory.id,
+        cycle=cycle,
+        findings=[FindingInput(question=code, compliant=ok) for code, ok in findings.items()],
+        **(defaults | overrides),
+    )
+    assessment = create_assessment(session, data=data)
+    if publish:
+        publish_assessment(session, assessment_id=assessment.id)
+    session.flush()
+    return assessment

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+import pydantic
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -82,3 +84,107 @@ class RemediationItem(SQLModel, table=True):
     verified_at: dt.datetime | None = timestamp_field()
     created_at: dt.datetime = created_at_field()
     updated_at: dt.datetime = updated_at_field()
+
+
+class FindingInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = pydantic.Field(
+        min_length=1, max_length=30, description="Question code in the catalogue version"
+    )
+    compliant: bool
+    note: str | None = pydantic.Field(default=None, max_length=5000)
+
+
+class AssessmentCreate(BaseModel):
+    """A draft assessment with every finding of the visit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factory_id: str = pydantic.Field(min_length=1, max_length=40)
+    cycle: int = pydantic.Field(ge=1, le=1000)
+    kind: AssessmentKind = AssessmentKind.assessment
+    announced: bool = True
+    visit_start: dt.date
+    visit_end: dt.date
+    catalogue_version: str | None = pydantic.Field(
+        default=None, max_length=20, description="Defaults to the current catalogue version"
+    )
+    findings: list[FindingInput] = pydantic.Field(min_length=1, max_length=1000)
+
+
+class AssessmentRead(BaseModel):
+    id: str
+    factory_id: str
+    catalogue_version: str
+    cycle: int
+    kind: AssessmentKind
+    announced: bool
+    visit_start: dt.date
+    visit_end: dt.date
+    status: AssessmentStatus
+    questions_asked: int
+    non_compliant: int
+    published_at: dt.datetime | None
+    retracted_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class FindingRead(BaseModel):
+    question: str
+    text: str
+    critical: bool
+    public: bool
+    compliant: bool
+    note: str | None
+    remediation_item_id: str | None = pydantic.Field(
+        description="The improvement-plan item for a non-compliant finding, once published"
+    )
+
+
+class PointFindings(BaseModel):
+    code: str
+    name: str
+    findings: list[FindingRead]
+
+
+class ClusterFindings(BaseModel):
+    code: str
+    name: str
+    category: str
+    points: list[PointFindings]
+
+
+class AssessmentDetail(AssessmentRead):
+    clusters: list[ClusterFindings] = pydantic.Field(
+        description="Findings grouped by cluster and compliance point, in catalogue order"
+    )
+
+
+class RemediationItemRead(BaseModel):
+    id: str
+    factory_id: str
+    assessment_id: str
+    question: str
+    question_text: str
+    critical: bool
+    action: str
+    owner: str
+    due_on: dt.date | None
+    status: RemediationStatus
+    overdue: bool = pydantic.Field(description="Due date passed and not yet done or verified")
+    verified_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class RemediationItemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: RemediationStatus | None = pydantic.Field(
+        default=None, description="One step along open → in_progress → done → verified"
+    )
+    action: str | None = pydantic.Field(default=None, min_length=1, max_length=5000)
+    owner: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+    due_on: dt.date | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pydantic
+from pydantic import BaseModel
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -54,3 +56,36 @@ class Question(SQLModel, table=True):
     critical: bool = False
     public: bool = False
     position: int
+
+
+class QuestionRead(BaseModel):
+    code: str
+    text: str
+    critical: bool = pydantic.Field(description="A zero-tolerance issue when non-compliant")
+    public: bool = pydantic.Field(description="On the programme's public transparency list")
+
+
+class CompliancePointRead(BaseModel):
+    code: str
+    name: str
+    questions: list[QuestionRead]
+
+
+class ClusterRead(BaseModel):
+    code: str
+    name: str
+    category: str = pydantic.Field(description="`core_labour_standards` or `working_conditions`")
+    points: list[CompliancePointRead]
+
+
+class CatalogueVersionRead(BaseModel):
+    version: str
+    published_on: dt.date
+
+
+class CatalogueRead(BaseModel):
+    version: str
+    published_on: dt.date
+    current: bool = pydantic.Field(description="Whether this is the newest published version")
+    versions: list[CatalogueVersionRead] = pydantic.Field(description="Every version, newest first")
+    clusters: list[ClusterRead]

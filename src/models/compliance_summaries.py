@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+import pydantic
+from pydantic import BaseModel
 from sqlalchemy import LargeBinary, String
 from sqlmodel import Field, SQLModel
 
+from src.models.assessments import AssessmentKind, RemediationStatus
 from src.models.base import fk, updated_at_field
 
 
@@ -43,3 +46,89 @@ class ClusterCount(SQLModel, table=True):
     cluster_code: str = Field(primary_key=True, max_length=10)
     asked: int
     non_compliant: int
+
+
+class Disclosure(StrEnum):
+    full = "full"
+    public = "public"
+
+
+class SummarisedAssessment(BaseModel):
+    id: str
+    cycle: int
+    kind: AssessmentKind
+    announced: bool
+    visit_start: dt.date
+    visit_end: dt.date
+    catalogue_version: str
+    published_at: dt.datetime | None
+
+
+class NonCompliance(BaseModel):
+    asked: int = pydantic.Field(description="Questions asked")
+    non_compliant: int
+    rate: float | None = pydantic.Field(description="non_compliant / asked, 4 decimals")
+
+
+class PointNonCompliance(NonCompliance):
+    code: str
+    name: str
+
+
+class ClusterNonCompliance(NonCompliance):
+    code: str
+    name: str
+    category: str
+    previous_rate: float | None = pydantic.Field(
+        description="The rate in the previous published cycle; null when there is none"
+    )
+    change: float | None = pydantic.Field(description="rate − previous_rate")
+    points: list[PointNonCompliance] | None = pydantic.Field(
+        description="Per compliance point; full disclosure only"
+    )
+
+
+class CriticalIssueSummary(BaseModel):
+    question: str
+    text: str
+    cluster: str
+    compliance_point: str
+    public: bool
+    remediation_item_id: str | None = pydantic.Field(description="Full disclosure only")
+    status: RemediationStatus | None
+    due_on: dt.date | None
+    overdue: bool
+
+
+class RemediationProgress(BaseModel):
+    open: int
+    in_progress: int
+    done: int
+    verified: int
+    overdue: int = pydantic.Field(description="Past due and not done or verified")
+    total: int
+
+
+class ComplianceSummaryRead(BaseModel):
+    """A factory's compliance from its latest published assessment. With `disclosure: "public"`
+    only aggregate cluster rates and issues on public questions are shown."""
+
+    factory_id: str
+    disclosure: Disclosure
+    assessment: SummarisedAssessment | None = pydantic.Field(
+        description="The summarised assessment; null while none is published"
+    )
+    previous_assessment: SummarisedAssessment | None = pydantic.Field(
+        description="The latest published assessment of an earlier cycle"
+    )
+    risk_band: RiskBand | None
+    previous_risk_band: RiskBand | None
+    non_compliance: NonCompliance | None
+    clusters: list[ClusterNonCompliance]
+    critical_issues: list[CriticalIssueSummary] = pydantic.Field(
+        description="Non-compliant critical questions with their remediation status"
+    )
+    remediation: RemediationProgress | None = pydantic.Field(
+        description="Improvement-plan progress (overdue as of `updated_at`); full disclosure only"
+    )
+    updated_at: dt.datetime

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pydantic
+from pydantic import BaseModel
 from sqlalchemy import JSON, Index
 from sqlmodel import Field, SQLModel
 
@@ -22,3 +24,12 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_at: dt.datetime = created_at_field()
     fanned_out_at: dt.datetime | None = timestamp_field()
+
+
+class EventRead(BaseModel):
+    id: str
+    type: str
+    created_at: dt.datetime
+    data: dict[str, Any] = pydantic.Field(
+        description="What your organisation may read of the change, as in the webhook body"
+    )

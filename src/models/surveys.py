@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pydantic
+from pydantic import BaseModel
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from src.models.base import created_at_field, fk, updated_at_field
+from src.models.imports import ImportRowError
 
 
 class SurveyQuestion(SQLModel, table=True):
@@ -36,3 +39,20 @@ class SurveyResponse(SQLModel, table=True):
     rating: int
     created_at: dt.datetime = created_at_field()
     updated_at: dt.datetime = updated_at_field()
+
+
+PERIOD_PATTERN = r"^[0-9]{4}H[12]$"
+
+
+class SurveyImportResult(BaseModel):
+    """What a survey import did: every bad row, or how many ratings it wrote (all or nothing)."""
+
+    rows: int = pydantic.Field(
+        description="Data rows read (the header and blank lines not counted)"
+    )
+    inserted_or_updated: int = pydantic.Field(description="Ratings written; 0 when any row is bad")
+    errors: list[ImportRowError]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"rows": self.rows, "inserted_or_updated": self.inserted_or_updated}

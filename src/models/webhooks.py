@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+import pydantic
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -76,3 +78,102 @@ class DeliveryAttempt(SQLModel, table=True):
     response_code: int | None = None
     response_body: str = Field(default="", sa_type=Text)
     error: str | None = Field(default=None, max_length=500)
+
+
+# API schemas
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/weft",
+                    "event_types": ["compliance_summary.updated", "assessment.published"],
+                    "supply_chain_ids": [],
+                    "description": "Sourcing system",
+                }
+            ]
+        },
+    )
+
+    url: str = pydantic.Field(max_length=2000, description="https:// URL that receives the events")
+    event_types: list[str] = pydantic.Field(
+        default_factory=list, max_length=50, description="Event types to send; empty for all"
+    )
+    supply_chain_ids: list[str] = pydantic.Field(
+        default_factory=list,
+        max_length=200,
+        description="Only events about factories in these supply chains; empty for all you see",
+    )
+    description: str = pydantic.Field(default="", max_length=500)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = pydantic.Field(default=None, max_length=2000)
+    event_types: list[str] | None = pydantic.Field(default=None, max_length=50)
+    supply_chain_ids: list[str] | None = pydantic.Field(default=None, max_length=200)
+    description: str | None = pydantic.Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+
+class WebhookEndpointRead(BaseModel):
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    supply_chain_ids: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: dt.datetime | None = pydantic.Field(
+        description="Since when every delivery has failed; disabled after 5 days"
+    )
+    previous_secret_expires_at: dt.datetime | None = pydantic.Field(
+        description="Until when the secret before the last rotation still signs too"
+    )
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpointRead):
+    secret: str = pydantic.Field(
+        description="`whsec_...` signing secret: shown only in this answer, store it now"
+    )
+
+
+class DeliveryAttemptRead(BaseModel):
+    attempt: int
+    started_at: dt.datetime
+    duration_ms: int
+    response_code: int | None
+    response_body: str = pydantic.Field(description="The first 1 KB of the answer")
+    error: str | None
+
+
+class DeliveryRead(BaseModel):
+    id: str = pydantic.Field(description="The `webhook-id` header, the same on every attempt")
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_response_code: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    history: list[DeliveryAttemptRead] = pydantic.Field(description="Every attempt, oldest first")
+
+
+class RetryFailed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: pydantic.AwareDatetime = pydantic.Field(
+        description="Retry failed deliveries created from then on (with a UTC offset)"
+    )
+
+
+class RetryFailedResult(BaseModel):
+    retried: int

@@ -28,6 +28,8 @@ from src.models.factories import FactoryStatus
 from src.models.organizations import OrgKind
 from src.services.catalogue import DATA_DIR, load_catalogue, load_survey_questions
 from src.services.clients import SCOPES_BY_KIND, hash_secret
+from src.services.demo_compliance import seed_demo_compliance
+from src.services.demo_surveys import seed_demo_surveys
 from src.services.signing_keys import current_signing_key
 
 DEMO_EPOCH_MS = int(dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp() * 1000)
@@ -233,6 +235,8 @@ def seed_demo(session: Session) -> DemoSummary:
             }
         )
     session.flush()
+    seed_demo_surveys(session, orgs, factories)
+    seed_demo_compliance(session, factories)
     summary.factories = len(factories)
     summary.organizations = len(orgs)
     return summary

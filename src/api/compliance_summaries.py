@@ -1,0 +1,37 @@
+"""`GET /v1/factories/{id}/compliance-summary`: the stored summary, served as stored."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from src.api.assessments import NOT_VISIBLE
+from src.api.deps import ComplianceReader, SessionDep
+from src.models.compliance_summaries import ComplianceSummaryRead
+from src.services import compliance_summaries as service
+
+router = APIRouter(prefix="/v1", tags=["compliance"])
+
+
+@router.get(
+    "/factories/{factory_id}/compliance-summary",
+    response_class=Response,
+    summary="A factory's compliance summary",
+    description=(
+        "From the factory's latest published assessment: non-compliance per cluster and "
+        "compliance point, critical issues with their remediation status, remediation progress, "
+        "change since the previous cycle and the risk band. Where the factory consents to your "
+        'organisation the answer has `disclosure: "full"` (and the read is written to the '
+        'factory\'s access log); otherwise `disclosure: "public"`: aggregate cluster rates and '
+        "issues on public questions only. Before any published assessment the figures are null."
+    ),
+    responses={
+        200: {"model": ComplianceSummaryRead, "description": "The summary"},
+        404: NOT_VISIBLE,
+    },
+)
+def get_compliance_summary(
+    session: SessionDep, principal: ComplianceReader, factory_id: str
+) -> Response:
+    body = service.summary_body(session, principal=principal, factory_id=factory_id)
+    return Response(body, media_type="application/json")

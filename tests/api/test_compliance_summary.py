@@ -1,0 +1,186 @@
+"""`GET /v1/factories/{id}/compliance-summary`: the stored bytes, full with consent, public
+without, 404 for a factory the caller does not see."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from src.db import utcnow
+from src.models import ComplianceSummary, Consent
+from src.models.compliance_summaries import ComplianceSummaryRead
+from tests.api.test_assessments import access_log
+from tests.builders import (
+    bearer,
+    grant_consent,
+    link,
+    make_assessment,
+    make_buyer,
+    make_client,
+    make_factory,
+    make_programme_client,
+    make_supply_chain,
+)
+
+FINDINGS = {"CL-CHL-01": False, "CL-CHL-03": False, "OS-MGT-01": True, "OS-MGT-02": True}
+
+
+@pytest.fixture
+def world(session: Session) -> dict[str, Any]:
+    consenting, other = make_buyer(session), make_buyer(session)
+    chain, other_chain = make_supply_chain(session, consenting), make_supply_chain(session, other)
+    factory, unassessed, hidden = (make_factory(session) for _ in range(3))
+    for linked in (factory, unassessed):
+        link(session, chain, linked)
+        link(session, other_chain, linked)
+    consent = grant_consent(session, factory, consenting)
+    grant_consent(session, unassessed, consenting)
+    make_assessment(session, factory, FINDINGS)
+    make_assessment(session, hidden, FINDINGS)
+    world = {
+        "factory": factory,
+        "unassessed": unassessed,
+        "hidden": hidden,
+        "consent": consent,
+        "admin": make_programme_client(session),
+        "reader": make_client(session, consenting, supply_chains=[chain]),
+        "no_consent": make_client(session, other, supply_chains=[other_chain]),
+    }
+    session.commit()
+    return world
+
+
+def url(factory: Any) -> str:
+    return f"/v1/factories/{factory.id}/compliance-summary"
+
+
+def stored(session: Session, factory_id: str) -> ComplianceSummary:
+    session.expire_all()
+    row = session.get(ComplianceSummary, factory_id)
+    assert row is not None
+    return row
+
+
+class TestDisclosure:
+    def test_with_consent_the_full_summary_is_served_as_stored(
+        self, client: TestClient, session: Session, world: dict[str, Any]
+    ) -> None:
+        factory = world["factory"]
+        response = client.get(url(factory), headers=bearer(client, world["reader"]))
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.content == stored(session, factory.id).full_json
+        body = response.json()
+        assert (body["disclosure"], body["risk_band"]) == ("full", "critical")
+        assert body["remediation"]["total"] == 2
+        assert access_log(session) == [("compliance_summary", factory.id, factory.id)]
+
+    def test_without_consent_the_public_summary_is_served(
+        self, client: TestClient, session: Session, world: dict[str, Any]
+    ) -> None:
+        factory = world["factory"]
+        response = client.get(url(factory), headers=bearer(client, world["no_consent"]))
+        assert response.status_code == 200
+        assert response.content == stored(session, factory.id).public_json
+        body = response.json()
+        assert (body["disclosure"], body["risk_band"], body["remediation"]) == (
+            "public",
+            "critical",
+            None,
+        )
+        assert [c["points"] for c in body["clusters"]] == [None, None]
+        assert access_log(session) == []
+
+    def test_a_revoked_consent_takes_effect_at_once(
+        self, client: TestClient, session: Session, world: dict[str, Any]
+    ) -> None:
+        headers = bearer(client, world["reader"])
+        assert client.get(url(world["factory"]), headers=headers).json()["disclosure"] == "full"
+        consent = session.get(Consent, world["consent"].id)
+        consent.revoked_at = utcnow()
+        session.commit()
+        assert client.get(url(world["factory"]), headers=headers).json()["disclosure"] == "public"
+
+    def test_the_programme_reads_the_full_summary_without_a_log_entry(
+        self, client: TestClient, session: Session, world: dict[str, Any]
+    ) -> None:
+        response = client.get(url(world["hidden"]), headers=bearer(client, world["admin"]))
+        assert response.json()["disclosure"] == "full"
+        assert access_log(session) == []
+
+    def test_a_factory_the_caller_does_not_see_is_a_404_like_a_missing_one(
+        self, client: TestClient, world: dict[str, Any]
+    ) -> None:
+        headers = bearer(client, world["reader"])
+        hidden = client.get(url(world["hidden"]), headers=headers)
+        missing = client.get(
+            "/v1/factories/fac_01ZZZZZZZZZZZZZZZZZZZZZZZZ/compliance-summary", headers=headers
+        )
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.json()["detail"] == f"No factory {world['hidden'].id}."
+
+    def test_reading_needs_the_compliance_scope(
+        self, client: TestClient, world: dict[str, Any]
+    ) -> None:
+        response = client.get(
+            url(world["factory"]), headers=bearer(client, world["reader"], scope="factories:read")
+        )
+        assert response.status_code == 403
+
+
+class TestBeforeAnyAssessment:
+    @pytest.mark.parametrize(
+        ("reader", "disclosure"), [("reader", "full"), ("no_consent", "public")]
+    )
+    def test_the_summary_says_so_with_nulls(
+        self, client: TestClient, world: dict[str, Any], reader: str, disclosure: str
+    ) -> None:
+        factory = world["unassessed"]
+        response = client.get(url(factory), headers=bearer(client, world[reader]))
+        assert response.status_code == 200
+        body = response.json()
+        assert body == {
+            "factory_id": factory.id,
+            "disclosure": disclosure,
+            "assessment": None,
+            "previous_assessment": None,
+            "risk_band": None,
+            "previous_risk_band": None,
+            "non_compliance": None,
+            "clusters": [],
+            "critical_issues": [],
+            "remediation": None,
+            "updated_at": body["updated_at"],
+        }
+
+
+class TestServing:
+    def test_conditional_get(self, client: TestClient, world: dict[str, Any]) -> None:
+        headers = bearer(client, world["reader"])
+        first = client.get(url(world["factory"]), headers=headers)
+        again = client.get(
+            url(world["factory"]), headers=headers | {"If-None-Match": first.headers["etag"]}
+        )
+        assert again.status_code == 304
+
+    def test_the_answer_is_documented_in_openapi(self, client: TestClient) -> None:
+        operation = client.get("/openapi.json").json()["paths"][
+            "/v1/factories/{factory_id}/compliance-summary"
+        ]["get"]
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ComplianceSummaryRead"
+        }
+        assert set(operation["responses"]) >= {"200", "404"}
+
+    def test_full_and_public_bodies_match_the_documented_schema(
+        self, session: Session, world: dict[str, Any]
+    ) -> None:
+        row = stored(session, world["factory"].id)
+        for raw in (row.full_json, row.public_json):
+            assert ComplianceSummaryRead.model_validate(json.loads(raw)).factory_id == (
+                world["factory"].id
+            )
