@@ -79,6 +79,36 @@ def seed_demo(
     )
 
 
+@seed_app.command("synthetic")
+def seed_synthetic(
+    factories: Annotated[int, typer.Option(min=1, help="How many factories")],
+    cycles: Annotated[int, typer.Option(min=1, max=20, help="Assessment cycles each")] = 5,
+    buyers: Annotated[int, typer.Option(min=2, help="Buyer organisations")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed: one seed, one dataset")] = 0,
+    clients_file: Annotated[
+        Path, typer.Option(help="Where to write the client credentials")
+    ] = PROJECT_ROOT / "var" / "synthetic-clients.json",
+) -> None:
+    """Build a realistic dataset of any size (for benchmarks) into an empty database."""
+    from rich.progress import Progress
+
+    from src.services.synthetic import seed_synthetic as build
+
+    settings = load_settings()
+    with Progress(console=console) as progress:
+        task = progress.add_task("Factories", total=factories)
+        dataset = build(
+            engine_for(settings.database_url), factories=factories, cycles=cycles, buyers=buyers,
+            seed=seed, on_batch=lambda done: progress.update(task, completed=done),
+        )  # fmt: skip
+    clients_file.parent.mkdir(parents=True, exist_ok=True)
+    clients_file.write_text(json.dumps(dataset.clients, indent=2) + "\n")
+    console.print(
+        f"Synthetic data: {dataset.factories} factories, {dataset.assessments} assessments, "
+        f"{dataset.findings} findings; client credentials in {clients_file}"
+    )
+
+
 @clients_app.command("create")
 def clients_create(
     org: Annotated[str, typer.Option(help="Organisation id (org_...)")],

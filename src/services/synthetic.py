@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, insert
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, Table, func, insert, text
+from sqlmodel import Session, SQLModel, col, select
 from ulid import ULID
 
 from src.db import transaction
@@ -33,6 +33,7 @@ from src.models import (
 from src.models.organizations import OrgKind
 from src.services.catalogue import current_version, load_catalogue, load_survey_questions
 from src.services.clients import SCOPES_BY_KIND, hash_secret
+from src.services.compliance_summaries import refresh_summary
 from src.services.signing_keys import current_signing_key
 
 BATCH = 250
@@ -70,9 +71,8 @@ def seed_synthetic(
     buyers: int = 20,
     seed: int = 0,
     on_batch: Callable[[int], None] = lambda _done: None,
-    summarise: Callable[[Session, list[str]], None],
 ) -> SyntheticDataset:
-    """Builds the dataset; `summarise` computes the stored summaries of a batch of factories."""
+    """Builds the dataset and its stored summaries; `on_batch` hears how many factories are done."""
     rng = random.Random(seed)
     new_id = _Ids(rng)
     dataset = SyntheticDataset()
@@ -82,11 +82,13 @@ def seed_synthetic(
         current_signing_key(session)
         version = current_version(session)
         assert version is not None
-        questions = session.exec(
-            select(col(Question.id), col(Question.critical)).where(
-                col(Question.version) == version.version
-            )
-        ).all()
+        questions = list(
+            session.exec(
+                select(col(Question.id), col(Question.critical)).where(
+                    col(Question.version) == version.version
+                )
+            ).all()
+        )
         chains = _organisations(session, new_id, buyers, seed, dataset)
     # The first buyer's chain takes a quarter of the factories, the others share three links each.
     for start in range(0, factories, BATCH):
@@ -94,14 +96,16 @@ def seed_synthetic(
         with transaction(engine) as session:
             factory_ids = _factories(session, new_id, rng, start, size)
             _links(session, new_id, rng, factory_ids, chains)
+            dataset.assessments += cycles * size
+            dataset.findings += _assessments(
+                session, new_id, rng, factory_ids, cycles, version.version, questions
+            )
             for factory_id in factory_ids:
-                dataset.assessments += cycles
-                dataset.findings += _assessments(
-                    session, new_id, rng, factory_id, cycles, version.version, questions
-                )
-            summarise(session, factory_ids)
+                refresh_summary(session, factory_id=factory_id)
         dataset.factories += size
         on_batch(dataset.factories)
+    with transaction(engine) as session:
+        _resync_sequence(session)
     return dataset
 
 
@@ -112,7 +116,7 @@ def _organisations(
     programme = Organization(id=new_id("org"), name="Programme (synthetic)", kind=OrgKind.programme)
     session.add(programme)
     chains = []
-    orgs = [(programme, None)]
+    orgs: list[tuple[Organization, str | None]] = [(programme, None)]
     for n in range(buyers):
         buyer = Organization(id=new_id("org"), name=f"Synthetic Buyer {n + 1}", kind=OrgKind.buyer)
         chain = SupplyChain(id=new_id("sc"), org_id=buyer.id, name="All suppliers")
@@ -154,7 +158,7 @@ def _organisations(
 def _factories(
     session: Session, new_id: _Ids, rng: random.Random, start: int, size: int
 ) -> list[str]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n in range(start, start + size):
         country = COUNTRIES[n % len(COUNTRIES)]
         total = rng.randint(300, 12000)
@@ -209,69 +213,71 @@ def _assessments(
     session: Session,
     new_id: _Ids,
     rng: random.Random,
-    factory_id: str,
+    factory_ids: list[str],
     cycles: int,
     version: str,
     questions: Any,
 ) -> int:
-    """`cycles` yearly published assessments of ~100 findings each; answers the finding count."""
-    strictness = rng.uniform(0.02, 0.25)
-    findings = 0
-    for cycle in range(1, cycles + 1):
-        visit = dt.date(2020 + cycle, 1, 1) + dt.timedelta(days=rng.randint(0, 300))
-        assessment_id = new_id("asm")
+    """`cycles` yearly published assessments of ~100 findings for each factory, written with three
+    bulk statements; answers the finding count."""
+    assessments: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for factory_id in factory_ids:
+        strictness = rng.uniform(0.02, 0.25)
+        for cycle in range(1, cycles + 1):
+            visit = dt.date(2020 + cycle, 1, 1) + dt.timedelta(days=rng.randint(0, 300))
+            assessment = {
+                "id": new_id("asm"), "factory_id": factory_id, "catalogue_version": version,
+                "cycle": cycle, "kind": "assessment", "announced": rng.random() < 0.7,
+                "visit_start": visit, "visit_end": visit + dt.timedelta(days=1),
+                "status": "published", "published_at": EPOCH,
+            }  # fmt: skip
+            assessments.append(assessment)
+            for question_id, critical in rng.sample(questions, k=min(100, len(questions))):
+                failing = strictness / 4 if critical else strictness
+                findings.append({
+                    "assessment_id": assessment["id"], "question_id": question_id,
+                    "compliant": rng.random() > failing, "note": None,
+                    "_assessment": assessment, "_last": cycle == cycles,
+                })  # fmt: skip
+    connection = session.connection()
+    # Ids are assigned here so that plain executemany (no RETURNING) does the bulk of the work;
+    # the seeder is the only writer, and `_resync_sequence` tells PostgreSQL afterwards.
+    next_id = (connection.execute(select(func.max(col(Finding.id)))).scalar() or 0) + 1
+    for offset, row in enumerate(findings):
+        row["id"] = next_id + offset
+    connection.execute(insert(table(Assessment)), assessments)
+    columns = ("id", "assessment_id", "question_id", "compliant", "note")
+    connection.execute(
+        insert(table(Finding)), [{column: row[column] for column in columns} for row in findings]
+    )
+    items = [
+        {
+            "id": new_id("rem"),
+            "factory_id": row["_assessment"]["factory_id"],
+            "assessment_id": row["assessment_id"],
+            "finding_id": row["id"],
+            "question_id": row["question_id"],
+            "action": "Correct the non-compliance",
+            "owner": "factory management",
+            "due_on": row["_assessment"]["visit_end"] + dt.timedelta(days=90),
+            "status": rng.choice(("open", "in_progress", "done")) if row["_last"] else "verified",
+        }  # fmt: skip
+        for row in findings
+        if not row["compliant"]
+    ]
+    if items:
+        connection.execute(insert(table(RemediationItem)), items)
+    return len(findings)
+
+
+def table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def _resync_sequence(session: Session) -> None:
+    """PostgreSQL's id sequence learns the ids the seeder assigned itself."""
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(
-            insert(Assessment),
-            [
-                {
-                    "id": assessment_id,
-                    "factory_id": factory_id,
-                    "catalogue_version": version,
-                    "cycle": cycle,
-                    "kind": "assessment",
-                    "announced": rng.random() < 0.7,
-                    "visit_start": visit,
-                    "visit_end": visit + dt.timedelta(days=1),
-                    "status": "published",
-                    "published_at": EPOCH,
-                }
-            ],
+            text("SELECT setval(pg_get_serial_sequence('findings', 'id'), max(id)) FROM findings")
         )
-        asked = rng.sample(list(questions), k=min(100, len(questions)))
-        rows = [
-            {
-                "assessment_id": assessment_id,
-                "question_id": question_id,
-                "compliant": rng.random() > (strictness / 4 if critical else strictness),
-                "note": None,
-            }
-            for question_id, critical in asked
-        ]
-        ids = (
-            session.execute(
-                insert(Finding).returning(col(Finding.id), sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
-        items = [
-            {
-                "id": new_id("rem"),
-                "factory_id": factory_id,
-                "assessment_id": assessment_id,
-                "finding_id": finding_id,
-                "question_id": row["question_id"],
-                "action": "Correct the non-compliance",
-                "owner": "factory management",
-                "due_on": visit + dt.timedelta(days=90),
-                "status": "verified"
-                if cycle < cycles
-                else rng.choice(("open", "in_progress", "done")),
-            }
-            for finding_id, row in zip(ids, rows, strict=True)
-            if not row["compliant"]
-        ]
-        if items:
-            session.execute(insert(RemediationItem), items)
-        findings += len(rows)
-    return findings
