@@ -35,16 +35,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+
 @contextmanager
-def uvicorn_server(app: str, env: dict[str, str], *, factory: bool = False) -> Iterator[str]:
+def uvicorn_server(app: str, env: dict[str, str], *, factory: bool = False) -> Iterator[Server]:
     """One uvicorn worker on a free loopback port, for as long as the block runs."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if factory:
         command.append("--factory")
-    process = subprocess.Popen(command, env=os.environ | env | {"WEFT_LOG_LEVEL": "WARNING"},
-                               stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=os.environ | env | {"WEFT_LOG_LEVEL": "WARNING"}, stdout=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -56,7 +76,7 @@ def uvicorn_server(app: str, env: dict[str, str], *, factory: bool = False) -> I
                 time.sleep(0.2)
         else:
             raise RuntimeError(f"{app} did not start on {base}")
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -67,8 +87,15 @@ def _milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name: str, url: str, *, headers: dict[str, str] | None = None, paths: list[str] | None = None,
-        seconds: int = 10, connections: int = 16) -> LoadResult:
+def wrk(
+    name: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    paths: list[str] | None = None,
+    seconds: int = 10,
+    connections: int = 16,
+) -> LoadResult:
     """wrk -t1 -cN with latency percentiles; with `paths`, each request takes the next path."""
     if shutil.which("wrk") is None:
         raise SystemExit(WRK_HINT)

@@ -1,0 +1,75 @@
+"""The reference dataset (10,000 factories × 5 cycles × ~100 findings), built once and cached:
+a SQLite file under var/bench/, and a `weft_bench` database on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+from src.config import PROJECT_ROOT
+
+BENCH_DIR = PROJECT_ROOT / "var" / "bench"
+REFERENCE_FACTORIES = int(os.environ.get("WEFT_BENCH_FACTORIES", "10000"))
+POSTGRES_SERVER = os.environ.get(
+    "WEFT_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def sqlite_url() -> str:
+    return f"sqlite:///{BENCH_DIR / f'reference-{REFERENCE_FACTORIES}.db'}"
+
+
+def postgres_url() -> str:
+    return (
+        make_url(POSTGRES_SERVER)
+        .set(database=f"weft_bench_{REFERENCE_FACTORIES}")
+        .render_as_string(hide_password=False)
+    )
+
+
+def _factory_count(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM factories")).scalar() or 0)
+    except Exception:  # noqa: BLE001 (a missing database or table means "not built yet")
+        return -1
+    finally:
+        engine.dispose()
+
+
+def ensure(url: str) -> Path:
+    """Builds the dataset at `url` unless it is there; answers its client credentials file."""
+    clients = BENCH_DIR / f"clients-{make_url(url).get_backend_name()}-{REFERENCE_FACTORIES}.json"
+    if _factory_count(url) == REFERENCE_FACTORIES and clients.exists():
+        return clients
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql"):
+        admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            name = make_url(url).database
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    else:
+        Path(make_url(url).database or "").unlink(missing_ok=True)
+    env = os.environ | {"WEFT_DATABASE_URL": url}
+    weft = [sys.executable, "-m", "src.cli"]
+    subprocess.run([*weft, "db", "upgrade"], env=env, check=True)
+    print(f"building the reference dataset ({REFERENCE_FACTORIES} factories) at {url}", flush=True)
+    subprocess.run(
+        [*weft, "seed", "synthetic", "--factories", str(REFERENCE_FACTORIES),
+         "--clients-file", str(clients)],
+        env=env, check=True,
+    )  # fmt: skip
+    return clients
+
+
+def load_clients(path: Path) -> list[dict[str, object]]:
+    clients: list[dict[str, object]] = json.loads(path.read_text())
+    return clients
