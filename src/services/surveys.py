@@ -32,6 +32,7 @@ CHUNK = 1000
 _PERIOD = re.compile(PERIOD_PATTERN)
 
 T = TypeVar("T")
+AnyInsert = TypeVar("AnyInsert", postgresql.Insert, sqlite.Insert)
 # (period, buyer organisation id, factory id, question code)
 ResponseKey = tuple[str, str, str, str]
 ResponseRow = tuple[str, str, str, str, int]
@@ -121,7 +122,7 @@ def write_responses(session: Session, rows: Iterable[ResponseRow]) -> int:
     return written
 
 
-def _on_conflict_replace(upsert: postgresql.Insert | sqlite.Insert) -> Executable:
+def _on_conflict_replace(upsert: AnyInsert) -> AnyInsert:
     return upsert.on_conflict_do_update(
         index_elements=KEY_COLUMNS,
         set_={"rating": upsert.excluded.rating, "updated_at": upsert.excluded.updated_at},
@@ -131,7 +132,7 @@ def _on_conflict_replace(upsert: postgresql.Insert | sqlite.Insert) -> Executabl
 def _pg_upsert(table: Table) -> Executable:
     """PostgreSQL reads a chunk as one array per column: a small statement whatever the chunk."""
     arrays = [cast(bindparam(name), ARRAY(table.c[name].type)) for name in VALUE_COLUMNS]
-    source = func.unnest(*arrays).table_valued(*VALUE_COLUMNS)
+    source = func.unnest(*arrays).table_valued(*VALUE_COLUMNS).render_derived(name="chunk")
     now = bindparam("now", type_=UTCDateTime())
     return _on_conflict_replace(
         postgresql.insert(table).from_select(
