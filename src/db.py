@@ -55,10 +55,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+SQLITE_POOL_SIZE = 40  # one per threadpool worker (anyio's default), so none waits for a connection
 
 
 def make_engine(url: str) -> Engine:
@@ -66,8 +68,18 @@ def make_engine(url: str) -> Engine:
         database = url.split(":///", 1)[-1]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # Connections are kept rather than reopened (opening one takes the file lock), and WAL
+        # mode, which lets readers run beside the writer, is a property of the file: set it once.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=0,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if database and database != ":memory:":
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

@@ -6,18 +6,24 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from src.api import (
+    access_log,
     assessments,
     catalogue,
     compliance_summaries,
+    consents,
     factories,
     health,
     me,
     oauth,
+    organizations,
     remediation,
     scorecards,
     supply_chain_compliance,
+    supply_chains,
 )
+from src.api import clients as clients_api
 from src.api import events as events_api
+from src.api import imports as imports_api
 from src.api import webhooks as webhooks_api
 from src.api.conditional import ConditionalGetMiddleware
 from src.api.docs import install_docs
@@ -40,6 +46,11 @@ ROUTERS = [
     health.router,
     oauth.router,
     me.router,
+    organizations.router,
+    clients_api.router,
+    consents.router,
+    supply_chains.router,
+    access_log.router,
     factories.router,
     supply_chain_compliance.router,
     scorecards.router,
@@ -49,6 +60,7 @@ ROUTERS = [
     assessments.router,
     remediation.router,
     compliance_summaries.router,
+    imports_api.router,
 ]
 
 
@@ -65,7 +77,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine or engine_for(settings.database_url)
     app.state.token_verifier = TokenVerifier(app.state.engine, settings)
-    app.dependency_overrides[get_settings] = lambda: settings
 
     install_problem_handlers(app)
     install_docs(app)

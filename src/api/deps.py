@@ -11,7 +11,7 @@ from fastapi.security import OAuth2, SecurityScopes
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from src.config import Settings, get_settings
+from src.config import Settings
 from src.services.access import Principal, resolve_principal
 from src.services.errors import Unauthenticated
 from src.services.tokens import TokenVerifier
@@ -33,7 +33,13 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
             raise
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with (`create_app(settings)`): tests pass their own."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
