@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from alembic import command
@@ -39,7 +40,7 @@ def test_unreachable_database_is_not_ready_and_recovers(tmp_path: Path) -> None:
     url = f"sqlite:///{missing_dir / 'db.sqlite'}"
     settings = Settings(database_url=url)
     app = create_app(settings)
-    missing_dir.rmdir()  # the engine made it; take the database's directory away
+    shutil.rmtree(missing_dir)  # the engine made it; take the database's directory away
     with TestClient(app) as client:
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
