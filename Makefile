@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint format migration constraints audit
+.PHONY: install demo serve test lint format migration constraints audit bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: install  ## every benchmark on SQLite and PostgreSQL (builds the reference dataset once)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } \
+	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.http sqlite postgresql
+	$(BIN)/python -m bench.import_findings
+	$(BIN)/python -m bench.webhooks
 
 audit: install  ## known vulnerabilities in the pinned dependencies (needs the PyPI JSON API)
 	$(BIN)/pip-audit --progress-spinner off -r constraints.txt --no-deps --desc on
