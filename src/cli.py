@@ -27,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+import_app = typer.Typer(help="Bulk imports from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
 DEMO_CLIENTS_FILE = PROJECT_ROOT / "var" / "demo-clients.json"
@@ -226,6 +228,66 @@ def demo(
         soft_wrap=True,
     )
     serve(host="127.0.0.1", port=port, workers=1)
+
+
+def _import_file(kind: str, path: Path) -> None:
+    """Runs one import in one transaction, with a progress bar over the bytes read; prints the
+    record as JSON on stdout and each bad row on stderr. Exits 1 unless every row was good."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from src.models.imports import ImportKind, ImportStatus
+    from src.services.imports import import_read, run_import
+
+    settings = load_settings()
+    with (
+        path.open("rb") as source,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+        ) as progress,
+        transaction(engine_for(settings.database_url)) as session,
+    ):
+        task = progress.add_task(f"Importing {path.name}", total=path.stat().st_size)
+        record = run_import(
+            session,
+            kind=ImportKind(kind),
+            filename=path.name,
+            source=source,
+            settings=settings,
+            on_read=lambda size: progress.advance(task, size),
+        )
+        read = import_read(record)
+    for error in read.errors:
+        console.print(f"line {error.line}, {error.field}: {error.message}", highlight=False)
+    typer.echo(read.model_dump_json(include={"id", "kind", "filename", "status", "counts"}))
+    if read.status != ImportStatus.succeeded:
+        raise typer.Exit(1)
+
+
+ImportFile = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file to import")
+]
+
+
+@import_app.command("factories")
+def import_factories_file(file: ImportFile) -> None:
+    """Enrol or update factories from a CSV file (all or nothing)."""
+    _import_file("factories", file)
+
+
+@import_app.command("assessments")
+def import_assessments_file(file: ImportFile) -> None:
+    """Write assessments from a JSON Lines file (each good one kept, each bad one reported)."""
+    _import_file("assessments", file)
+
+
+@import_app.command("survey")
+def import_survey_file(file: ImportFile) -> None:
+    """Load survey responses from a CSV file (all or nothing)."""
+    _import_file("survey", file)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import httpx
+import uvloop
 from sqlalchemy import Engine
 
 from src.config import Settings
@@ -42,6 +43,18 @@ IDLE_POLL_SECONDS = 0.25
 RECORD_EVERY_SECONDS = 0.05
 PRUNE_EVERY = dt.timedelta(hours=1)
 ERROR_PAUSE_SECONDS = 2.0
+
+
+class _Slots:
+    """How many more sends may start; `freed` wakes the loop when one ends."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.freed = asyncio.Event()
+
+    def release(self, count: int) -> None:
+        self.free += count
+        self.freed.set()
 
 
 @dataclass
@@ -117,7 +130,7 @@ class Worker:
         await asyncio.gather(*(_one(message) for message in messages))
 
     async def _dispatch_guarded(
-        self, ids: Sequence[str], done: Callable[[Outcome], None], slots: list[int]
+        self, ids: Sequence[str], done: Callable[[Outcome], None], slots: _Slots
     ) -> None:
         """As `_dispatch`; if preparing fails, frees the slots of what was never sent (the leases
         expire and a later pass takes those deliveries again)."""
@@ -131,7 +144,7 @@ class Worker:
             await self._dispatch(ids, _hand)
         except Exception:
             logger.exception("could not send %d deliveries", len(ids))
-            slots[0] += len(ids) - len(handed)
+            slots.release(len(ids) - len(handed))
 
     async def run_once(self) -> int:
         """Fans out every new event and sends every delivery due now, retries that fall due
@@ -154,25 +167,31 @@ class Worker:
         """Until `stop` is set: keeps up to `webhook_concurrency` sends in flight, records
         outcomes in small batches, fans out new events. Then lets the sends in flight finish."""
         in_flight: set[asyncio.Task[None]] = set()
-        slots = [self.settings.webhook_concurrency]
+        slots = _Slots(self.settings.webhook_concurrency)
         drained = asyncio.Event()
         recorder = asyncio.create_task(self._record_until(drained))
 
         def _done(outcome: Outcome) -> None:
             self._finished.append(outcome)
-            slots[0] += 1
+            slots.release(1)
 
+        # Claiming in batches keeps transactions few while the sends stream.
+        batch = max(1, self.settings.webhook_concurrency // 4)
         while not stop.is_set():
+            if slots.free < batch and in_flight:
+                slots.freed.clear()
+                await _sleep_unless(slots.freed, IDLE_POLL_SECONDS)
+                continue
             try:
                 await asyncio.to_thread(self._fan_out)
                 await asyncio.to_thread(self._prune)
-                ids = await asyncio.to_thread(self._claim, slots[0]) if slots[0] else []
+                ids = await asyncio.to_thread(self._claim, slots.free)
             except Exception:
                 logger.exception("worker step failed; pausing")
                 await _sleep_unless(stop, ERROR_PAUSE_SECONDS)
                 continue
             if ids:
-                slots[0] -= len(ids)
+                slots.free -= len(ids)
                 task = asyncio.create_task(self._dispatch_guarded(ids, _done, slots))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
@@ -236,7 +255,7 @@ def run_until_signalled(engine: Engine, settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await serve_forever(engine, settings, stop)
 
-    asyncio.run(main())
+    uvloop.run(main())
 
 
 @dataclass
@@ -253,7 +272,7 @@ class BackgroundWorker:
 
 
 def start_in_thread(engine: Engine, settings: Settings) -> BackgroundWorker:
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
     stop = asyncio.Event()
 
     def _run() -> None:

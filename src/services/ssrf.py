@@ -156,9 +156,17 @@ async def resolve_destination_async(url: str, settings: Settings) -> Destination
     """As `resolve_destination`, without blocking the event loop."""
     parsed = _parse(url, settings)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parsed.host, parsed.port, type=socket.SOCK_STREAM
-        )
-    except (socket.gaierror, UnicodeError):
-        raise _unresolvable(parsed.host) from None
-    return _checked(url, parsed, list(infos), settings)
+        # An address needs no lookup (and no trip to the resolver's thread).
+        infos: list[tuple[object, ...]] = [
+            ((), (), (), "", (str(ipaddress.ip_address(parsed.host)),))
+        ]
+    except ValueError:
+        try:
+            infos = list(
+                await asyncio.get_running_loop().getaddrinfo(
+                    parsed.host, parsed.port, type=socket.SOCK_STREAM
+                )
+            )
+        except (socket.gaierror, UnicodeError):
+            raise _unresolvable(parsed.host) from None
+    return _checked(url, parsed, infos, settings)

@@ -389,6 +389,18 @@ class TestDeliveryLogAndRetries:
         assert none.json() == {"retried": 0}
         assert len(flaky.requests) == 4
 
+    def test_retry_failed_needs_a_time_with_its_offset(
+        self, client: TestClient, world: World, receiver: Receiver
+    ) -> None:
+        created = register(client, world.north_headers, receiver.url())
+        response = client.post(
+            f"{BASE}/{created['id']}/retry-failed",
+            json={"since": "2026-01-01T00:00:00"},
+            headers=world.north_headers,
+        )
+        assert response.status_code == 422
+        assert problem_fields(response) == ["since"]
+
     def test_retrying_on_a_disabled_endpoint_is_a_conflict(
         self, client: TestClient, world: World, receiver: Receiver
     ) -> None:
