@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
+from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -52,26 +54,77 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (unquote(client_id), unquote(secret)) if sep else None
 
 
+FORM = "application/x-www-form-urlencoded"
+TOKEN_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        FORM: {
+            "schema": {
+                "type": "object",
+                "required": ["grant_type"],
+                "properties": {
+                    "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                    "scope": {
+                        "type": "string",
+                        "description": "Space-separated; a subset of the client's scopes",
+                    },
+                    "client_id": {"type": "string", "description": "client_secret_post only"},
+                    "client_secret": {"type": "string", "description": "client_secret_post only"},
+                },
+            }
+        }
+    },
+}
+
+
+@dataclass(frozen=True)
+class TokenForm:
+    """The token request's parameters, or why they could not be read."""
+
+    fields: dict[str, str]
+    problem: str | None = None
+
+
+async def read_token_form(request: Request) -> TokenForm:
+    """Parses the body here rather than through `Form()`, so that a body of another media type, or
+    one that cannot be parsed, gets an RFC 6749 `invalid_request` and not a problem+json."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != FORM:
+        return TokenForm({}, f"Send the parameters as {FORM} (RFC 6749, section 4.4.2).")
+    try:
+        # Parameters without a value count as omitted (RFC 6749, section 3.1).
+        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=False)
+    except UnicodeDecodeError:
+        return TokenForm({}, "The body is not UTF-8.")
+    repeated = sorted(name for name, count in Counter(n for n, _ in pairs).items() if count > 1)
+    if repeated:
+        return TokenForm({}, f"Parameters sent more than once: {', '.join(repeated)}.")
+    return TokenForm(dict(pairs))
+
+
 @router.post(
     "/oauth/token",
     summary="Exchange client credentials for an access token",
     response_model=TokenResponse,
     responses={400: {"model": OAuthError}, 401: {"model": OAuthError}},
+    openapi_extra={"requestBody": TOKEN_REQUEST_BODY},
 )
 def create_token(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    grant_type: Annotated[str | None, Form()] = None,
-    scope: Annotated[str | None, Form()] = None,
-    client_id: Annotated[str | None, Form()] = None,
-    client_secret: Annotated[str | None, Form()] = None,
+    form: Annotated[TokenForm, Depends(read_token_form)],
 ) -> Any:
+    if form.problem is not None:
+        return _oauth_error(400, "invalid_request", form.problem)
+    grant_type = form.fields.get("grant_type")
+    client_secret = form.fields.get("client_secret")
     basic = _basic_credentials(request.headers.get("authorization"))
     if basic is not None and client_secret is not None:
         return _oauth_error(
             400, "invalid_request", "Use one client authentication method, not two."
         )
+    client_id = form.fields.get("client_id")
     credentials = basic or ((client_id, client_secret) if client_id and client_secret else None)
     if grant_type is None:
         return _oauth_error(400, "invalid_request", "grant_type is required.")
@@ -87,7 +140,9 @@ def create_token(
         )
     request.scope.setdefault("state", {})["client_id"] = client.id
     try:
-        issued = issue_token(session, client=client, requested_scope=scope, settings=settings)
+        issued = issue_token(
+            session, client=client, requested_scope=form.fields.get("scope"), settings=settings
+        )
     except InvalidScope as exc:
         return _oauth_error(400, "invalid_scope", str(exc))
     return JSONResponse(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pydantic
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, Text
 from sqlmodel import Field, SQLModel
 
@@ -41,3 +43,45 @@ class SigningKey(SQLModel, table=True):
     public_jwk: dict[str, Any] = Field(sa_type=JSON)
     created_at: dt.datetime = created_at_field()
     retired_at: dt.datetime | None = timestamp_field()
+
+
+class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: str = pydantic.Field(max_length=40)
+    name: str = pydantic.Field(min_length=1, max_length=200)
+    scopes: list[str] | None = pydantic.Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="Default: every scope the organisation's kind allows",
+    )
+    supply_chains: list[str] = pydantic.Field(
+        default_factory=list,
+        max_length=500,
+        description="Supply chain ids the client may read; empty: all of its organisation's",
+    )
+
+
+class ClientRead(BaseModel):
+    id: str
+    client_id: str = pydantic.Field(description="The OAuth2 client_id (the same as id)")
+    org_id: str
+    name: str
+    scopes: list[str]
+    supply_chains: list[str]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class ClientWithSecret(BaseModel):
+    """The answer to a create: the only time the secret is shown."""
+
+    id: str
+    client_id: str
+    client_secret: str
+    org_id: str
+    name: str
+    scopes: list[str]
+    supply_chains: list[str]
+    created_at: dt.datetime

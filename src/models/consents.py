@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pydantic
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
@@ -32,3 +34,31 @@ class AccessLogEntry(SQLModel, table=True):
     resource: str = Field(max_length=40)
     resource_id: str = Field(max_length=40)
     created_at: dt.datetime = created_at_field()
+
+
+class ConsentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    factory_id: str = pydantic.Field(max_length=40)
+    org_id: str = pydantic.Field(max_length=40, description="The buyer organisation")
+
+
+class ConsentRead(BaseModel):
+    id: str
+    factory_id: str
+    org_id: str
+    granted_at: dt.datetime
+    revoked_at: dt.datetime | None
+    active: bool
+
+
+class AccessLogEntryRead(BaseModel):
+    id: int
+    factory_id: str
+    org_id: str
+    client_id: str
+    resource: str = pydantic.Field(
+        description="What was read (`assessment`, `remediation_item`...)"
+    )
+    resource_id: str
+    created_at: dt.datetime

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
+import pydantic
 from pydantic import BaseModel
 
-
-class SubscriptionRead(BaseModel):
-    id: str
-    tier: str
-    starts_on: dt.date
-    ends_on: dt.date | None
-    active: bool
+from src.models.organizations import SubscriptionRead
 
 
 class OrganizationRef(BaseModel):
@@ -26,5 +19,13 @@ class MeRead(BaseModel):
     client_name: str
     organization: OrganizationRef
     scopes: list[str]
-    supply_chains: list[str]
-    subscription: SubscriptionRead | None
+    supply_chains: list[str] = pydantic.Field(
+        description="Ids of the supply chains this token reads, as of now (empty for the "
+        "programme, which reads them all)"
+    )
+    all_supply_chains: bool = pydantic.Field(
+        description="The client reads every chain of its organisation, including future ones"
+    )
+    subscription: SubscriptionRead | None = pydantic.Field(
+        description="The subscription running today, else the latest one; null when none"
+    )

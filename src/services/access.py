@@ -53,23 +53,29 @@ class Principal:
         return ALL_SUPPLY_CHAINS in self.supply_chain_ids
 
     def require(self, scope: str) -> None:
-        if scope not in self.scopes and not self.is_admin:
+        # `admin` counts only on a programme client, whatever a token claims.
+        held = self.is_admin or (scope in self.scopes and scope != "admin")
+        if not held:
             raise InsufficientScope(f"This call needs the {scope} scope.")
 
 
 def resolve_principal(session: Session, claims: AccessClaims) -> Principal:
-    """Checked on every request, so a revoked client is refused at once."""
+    """Checked on every request, so a revoked client is refused at once. The organisation is the
+    client's own: a token whose `org` claim names another is refused, never trusted."""
     row = session.exec(
-        select(Client.revoked_at, Organization.kind)
+        select(Client.revoked_at, Client.org_id, Organization.kind)
         .join(Organization, col(Organization.id) == col(Client.org_id))
         .where(col(Client.id) == claims.client_id)
     ).first()
     if row is None or row[0] is not None:
         raise Unauthenticated("The client behind this token has been revoked.")
+    _, org_id, kind = row
+    if org_id != claims.org_id:
+        raise Unauthenticated("The access token names another organization than its client's.")
     return Principal(
         client_id=claims.client_id,
-        org_id=claims.org_id,
-        org_kind=OrgKind(row[1]),
+        org_id=org_id,
+        org_kind=OrgKind(kind),
         scopes=claims.scopes,
         supply_chain_ids=claims.supply_chain_ids,
     )

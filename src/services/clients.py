@@ -12,8 +12,10 @@ from sqlmodel import Session, col, select
 
 from src.db import utcnow
 from src.models import Client, Delegation, Organization, SupplyChain
+from src.models.clients import ClientRead, ClientWithSecret
 from src.models.organizations import OrgKind
 from src.services.errors import InvalidInput, NotFound
+from src.services.pagination import Page, paginate
 
 BUYER_SCOPES = (
     "factories:read",
@@ -80,7 +82,7 @@ def _check_supply_chains(session: Session, org: Organization, chain_ids: list[st
     if not chain_ids:
         return
     if org.kind == OrgKind.programme:
-        raise InvalidInput.at("supply_chain_ids", "programme clients see everything; name none")
+        raise InvalidInput.at("supply_chains", "programme clients see everything; name none")
     owners = set(
         session.exec(
             select(Delegation.buyer_org_id).where(Delegation.partner_org_id == org.id)
@@ -93,7 +95,7 @@ def _check_supply_chains(session: Session, org: Organization, chain_ids: list[st
     for index, chain_id in enumerate(chain_ids):
         if chain_id not in usable:
             raise InvalidInput.at(
-                f"supply_chain_ids.{index}", f"{chain_id} is not a supply chain of {org.id}"
+                f"supply_chains.{index}", f"{chain_id} is not a supply chain of {org.id}"
             )
 
 
@@ -107,10 +109,54 @@ def authenticate_client(session: Session, client_id: str, secret: str) -> Client
     return client
 
 
-def revoke_client(session: Session, client_id: str) -> Client:
+def client_read(client: Client) -> ClientRead:
+    return ClientRead(
+        id=client.id,
+        client_id=client.id,
+        org_id=client.org_id,
+        name=client.name,
+        scopes=list(client.scopes),
+        supply_chains=list(client.supply_chain_ids),
+        created_at=client.created_at,
+        revoked_at=client.revoked_at,
+    )
+
+
+def with_secret(created: NewClient) -> ClientWithSecret:
+    read = client_read(created.client)
+    return ClientWithSecret.model_validate(
+        read.model_dump(exclude={"revoked_at"}) | {"client_secret": created.secret}
+    )
+
+
+def get_client(session: Session, *, client_id: str) -> Client:
     client = session.get(Client, client_id)
     if client is None:
         raise NotFound(f"No client {client_id}.")
+    return client
+
+
+def list_clients(
+    session: Session, *, org_id: str | None, cursor: str | None, limit: int
+) -> Page[ClientRead]:
+    statement = select(Client)
+    if org_id is not None:
+        statement = statement.where(col(Client.org_id) == org_id)
+    page = paginate(
+        session,
+        statement,
+        kind="clients",
+        order_by=[col(Client.id)],
+        types=[str],
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=[client_read(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+def revoke_client(session: Session, client_id: str) -> Client:
+    """Idempotent; the client's live tokens fail on their next request (see resolve_principal)."""
+    client = get_client(session, client_id=client_id)
     if client.revoked_at is None:
         client.revoked_at = utcnow()
     session.add(client)

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwk
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
@@ -56,15 +56,28 @@ def current_signing_key(session: Session) -> SigningKey:
     return key if key is not None else rotate_keys(session)
 
 
-def verification_keys(session: Session, *, token_lifetime_seconds: int) -> list[SigningKey]:
+def _verifies(token_lifetime_seconds: int) -> ColumnElement[bool]:
+    """Unretired, or retired so recently that tokens it signed may still be live."""
     cutoff = utcnow() - dt.timedelta(seconds=token_lifetime_seconds + 300)
+    return or_(col(SigningKey.retired_at).is_(None), col(SigningKey.retired_at) > cutoff)
+
+
+def verification_keys(session: Session, *, token_lifetime_seconds: int) -> list[SigningKey]:
     return list(
         session.exec(
             select(SigningKey)
-            .where(or_(col(SigningKey.retired_at).is_(None), col(SigningKey.retired_at) > cutoff))
+            .where(_verifies(token_lifetime_seconds))
             .order_by(col(SigningKey.created_at).desc())
         )
     )
+
+
+def verification_key(
+    session: Session, kid: str, *, token_lifetime_seconds: int
+) -> SigningKey | None:
+    return session.exec(
+        select(SigningKey).where(col(SigningKey.id) == kid, _verifies(token_lifetime_seconds))
+    ).first()
 
 
 def jwks(session: Session, *, token_lifetime_seconds: int) -> dict[str, Any]:

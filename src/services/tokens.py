@@ -19,9 +19,15 @@ from src.db import utcnow
 from src.ids import new_id
 from src.models import Client
 from src.services.errors import Unauthenticated
-from src.services.signing_keys import ALGORITHM, current_signing_key, verification_keys
+from src.services.signing_keys import (
+    ALGORITHM,
+    current_signing_key,
+    verification_key,
+    verification_keys,
+)
 
 TOKEN_TYPE = "at+jwt"
+TOKEN_TYPES = (TOKEN_TYPE, "application/" + TOKEN_TYPE)  # RFC 9068 §2.1 allows both spellings
 ALL_SUPPLY_CHAINS = "*"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti", "org", "scope")
 
@@ -98,7 +104,8 @@ class TokenVerifier:
         self._lock = Lock()
 
     def verify(self, token: str) -> AccessClaims:
-        cached = self._claims.get(token)
+        with self._lock:  # an LRU read reorders the cache, so even reads take the lock
+            cached = self._claims.get(token)
         now = self._clock()
         if cached is not None:
             if cached.expires_at + self._settings.token_leeway_seconds > now:
@@ -116,7 +123,7 @@ class TokenVerifier:
             raise Unauthenticated("The access token is not a JWT.") from exc
         if header.get("alg") != ALGORITHM:
             raise Unauthenticated(f"The access token must be signed with {ALGORITHM}.")
-        if header.get("typ") != TOKEN_TYPE:
+        if str(header.get("typ", "")).lower() not in TOKEN_TYPES:
             raise Unauthenticated(f"The access token must have typ {TOKEN_TYPE}.")
         key = self._key(str(header.get("kid")))
         try:
@@ -148,18 +155,31 @@ class TokenVerifier:
         )
 
     def _key(self, kid: str) -> dict[str, Any]:
-        age = self._clock() - self._keys_loaded_at
-        if age > self.KEY_REFRESH_SECONDS or (kid not in self._keys and age > 5):
+        if self._clock() - self._keys_loaded_at > self.KEY_REFRESH_SECONDS:
             self._reload_keys()
-        if kid not in self._keys:
+        key = self._keys.get(kid)
+        if key is None:
+            # Another process may have rotated since the last load: its new key must verify at
+            # once, so an unknown kid costs one lookup by primary key rather than a refusal.
+            key = self._load_key(kid)
+        if key is None:
             raise Unauthenticated("The access token was signed by an unknown key.")
-        return self._keys[kid]
+        return key
 
     def _reload_keys(self) -> None:
+        lifetime = self._settings.token_lifetime_seconds
         with Session(self._engine) as session:
-            keys = verification_keys(
-                session, token_lifetime_seconds=self._settings.token_lifetime_seconds
-            )
+            keys = verification_keys(session, token_lifetime_seconds=lifetime)
         with self._lock:
             self._keys = {key.id: key.public_jwk for key in keys}
             self._keys_loaded_at = self._clock()
+
+    def _load_key(self, kid: str) -> dict[str, Any] | None:
+        lifetime = self._settings.token_lifetime_seconds
+        with Session(self._engine) as session:
+            key = verification_key(session, kid, token_lifetime_seconds=lifetime)
+        if key is None:
+            return None
+        with self._lock:
+            self._keys = self._keys | {key.id: key.public_jwk}
+        return key.public_jwk
