@@ -228,11 +228,12 @@ def create_link(
 def delete_link(session: Session, *, principal: Principal, chain_id: str, factory_id: str) -> None:
     chain = get_chain_row(session, principal=principal, chain_id=chain_id)
     link, _ = _get_link(session, chain.id, factory_id)
+    # Addressed to the chain's owner only: once unlinked the factory may be invisible to it, and
+    # an event tied to the factory would then never reach the one organisation it concerns.
     emit(
         session,
         EventType.supply_chain_factory_unlinked,
         _event_data(chain, link),
-        factory_id=link.factory_id,
         org_id=chain.org_id,
     )
     session.delete(link)
