@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from src.models import CatalogueVersion, Cluster, CompliancePoint, Question, SurveyQuestion
@@ -133,29 +134,25 @@ class CatalogueQuestion:
 
 def catalogue_questions(session: Session, *, version: str) -> list[CatalogueQuestion]:
     """Every question of a version in catalogue order (cluster, point, question), in one query."""
-    rows = session.exec(
-        select(Question, CompliancePoint, Cluster)
+    rows = session.execute(
+        sa_select(
+            col(Question.id),
+            col(Question.code),
+            col(Question.text),
+            col(Question.critical),
+            col(Question.public),
+            col(CompliancePoint.code),
+            col(CompliancePoint.name),
+            col(Cluster.code),
+            col(Cluster.name),
+            col(Cluster.category),
+        )
         .join(CompliancePoint, col(CompliancePoint.id) == col(Question.point_id))
         .join(Cluster, col(Cluster.id) == col(CompliancePoint.cluster_id))
         .where(col(Question.version) == version)
         .order_by(col(Cluster.position), col(CompliancePoint.position), col(Question.position))
     ).all()
-    return [
-        CatalogueQuestion(
-            id=question.id,
-            code=question.code,
-            text=question.text,
-            critical=question.critical,
-            public=question.public,
-            point_code=point.code,
-            point_name=point.name,
-            cluster_code=cluster.code,
-            cluster_name=cluster.name,
-            cluster_category=cluster.category,
-        )
-        for question, point, cluster in rows
-        if question.id is not None
-    ]
+    return [CatalogueQuestion(*row) for row in rows]
 
 
 T = TypeVar("T")

@@ -353,7 +353,11 @@ def _published(session: Session, factory_id: str) -> list[Assessment]:
 
 def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
     """Recomputes and stores the factory's summary; when it changed, also its cluster counts, the
-    factory's `updated_at` and a `compliance_summary.updated` event."""
+    factory's `updated_at` and a `compliance_summary.updated` event. The factory row is locked
+    first, so concurrent changes to one factory recompute its summary one after the other."""
+    factory = session.exec(
+        select(Factory).where(col(Factory.id) == factory_id).with_for_update()
+    ).first()
     published = _published(session, factory_id)
     current = published[0] if published else None
     previous = next((a for a in published if a.cycle < current.cycle), None) if current else None
@@ -378,7 +382,6 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
     row.open_critical_count = current_figures.open_critical if current_figures else 0
     session.add(row)
     _store_cluster_counts(session, factory_id, current_figures)
-    factory = session.get(Factory, factory_id)
     if factory is not None:
         factory.updated_at = now
         session.add(factory)

@@ -111,6 +111,12 @@ def demo_secret(org_key: str) -> str:
     )
 
 
+def first_consenting_factory() -> str:
+    """A factory in the first demo buyer's supply chain that consents to it (for the demo's curl)."""
+    position = CONSENTS["northwind"][0]
+    return demo_id("fac", read_demo_factories()[position]["programme_code"])
+
+
 def read_demo_factories() -> list[dict[str, str]]:
     with (DATA_DIR / "demo_factories.csv").open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))

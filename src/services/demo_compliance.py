@@ -114,7 +114,7 @@ def _seed_factory(
     rng = random.Random(f"weft-demo-compliance:{factory.programme_code or factory.id}")
     cycles = rng.choice((2, 3, 3))
     # Most factories 5–20 % non-compliant, a few worse; earlier cycles somewhat worse still.
-    latest_rate = rng.uniform(0.2, 0.32) if rng.random() < 0.12 else rng.uniform(0.05, 0.2)
+    latest_rate = rng.uniform(0.28, 0.4) if rng.random() < 0.12 else rng.uniform(0.07, 0.26)
     for cycle in range(1, cycles + 1):
         latest = cycle == cycles
         year = LATEST_YEAR - (cycles - cycle)

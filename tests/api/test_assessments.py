@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from src.models import AccessLogEntry, Assessment, Event, RemediationItem
 from src.services.assessments import retract_assessment
+from tests.api.test_factories import count_statements
 from tests.builders import (
     bearer,
     grant_consent,
@@ -58,6 +60,7 @@ def world(session: Session) -> dict[str, Any]:
         "reader": make_client(session, consenting, supply_chains=[chain]),
         "no_consent": make_client(session, other, supply_chains=[other_chain]),
         "consenting": consenting,
+        "chain": chain,
     }
     session.commit()
     return world
@@ -462,3 +465,29 @@ class TestReads:
         )
         assert response.status_code == 403
         assert response.json()["type"] == "https://weft.dev/problems/insufficient-scope"
+
+
+class TestNoQueryPerRow:
+    def test_a_page_of_one_and_a_page_of_four_cost_the_same_statements(
+        self, client: TestClient, session: Session, engine: Engine, world: dict[str, Any]
+    ) -> None:
+        factory, other = world["factory"], make_factory(session)
+        link(session, world["chain"], other)
+        grant_consent(session, other, world["consenting"])
+        make_assessment(session, other, FINDINGS)
+        for cycle in range(1, 5):
+            make_assessment(session, factory, FINDINGS, cycle=cycle)
+        session.commit()
+        headers = bearer(client, world["reader"])
+        counts = []
+        for path in (
+            f"/v1/factories/{other.id}/assessments",
+            f"/v1/factories/{factory.id}/assessments",
+            f"/v1/factories/{other.id}/remediation-items",
+            f"/v1/factories/{factory.id}/remediation-items",
+        ):
+            with count_statements(engine) as statements:
+                assert client.get(path, headers=headers).status_code == 200
+            counts.append(len(statements))
+        assert counts[0] == counts[1]
+        assert counts[2] == counts[3]

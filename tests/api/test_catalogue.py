@@ -35,26 +35,31 @@ CURRENT = "2026.1"
 
 @contextmanager
 def extra_catalogue(
-    engine: Engine, version: str, published_on: dt.date, changes: dict[str, dict[str, Any]]
+    engine: Engine,
+    session: Session,
+    version: str,
+    published_on: dt.date,
+    changes: dict[str, dict[str, Any]],
 ) -> Iterator[None]:
     """Loads a copy of the shipped catalogue as `version`, with `changes` applied per question
     code; removes it (and every row that refers to it) afterwards, since catalogue tables
-    outlive a test."""
+    outlive a test. The test's `session` is ended first so that it holds no lock."""
     document = copy.deepcopy(json.loads(CATALOGUE_FILE.read_text()))
     document["version"], document["published_on"] = version, published_on.isoformat()
     for cluster in document["clusters"]:
         for point in cluster["points"]:
             for question in point["questions"]:
                 question.update(changes.get(question["code"], {}))
-    with transaction(engine) as session:
-        load_catalogue(session, document)
+    with transaction(engine) as loading:
+        load_catalogue(loading, document)
     try:
         yield
     finally:
+        session.rollback()
         _empty_tables(engine)
-        with transaction(engine) as session:
+        with transaction(engine) as cleaning:
             for table in (Question, CompliancePoint, Cluster, CatalogueVersion):
-                session.execute(delete(table).where(col(table.version) == version))
+                cleaning.execute(delete(table).where(col(table.version) == version))
 
 
 def headers_for(client: TestClient, session: Session) -> dict[str, str]:
@@ -148,7 +153,7 @@ class TestNewVersion:
         detail_before = client.get(f"/v1/assessments/{old.id}", headers=headers)
 
         changes = {self.CHANGED: {"text": self.NEW_TEXT, "critical": True, "public": True}}
-        with extra_catalogue(engine, "2027.1", dt.date(2027, 1, 10), changes):
+        with extra_catalogue(engine, session, "2027.1", dt.date(2027, 1, 10), changes):
             catalogue = client.get("/v1/catalogue", headers=headers).json()
             assert (catalogue["version"], catalogue["current"]) == ("2027.1", True)
             assert catalogue["versions"] == [

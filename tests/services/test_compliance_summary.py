@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from src.models import ClusterCount, ComplianceSummary, Factory, Question, RemediationItem
+from src.models import (
+    Assessment,
+    ClusterCount,
+    ComplianceSummary,
+    Factory,
+    Finding,
+    Question,
+    RemediationItem,
+)
 from src.models.assessments import RemediationItemUpdate, RemediationStatus
 from src.models.compliance_summaries import RiskBand
 from src.services.assessments import retract_assessment
+from src.services.catalogue import catalogue_questions
 from src.services.compliance_summaries import refresh_summary, risk_band
+from src.services.demo_compliance import seed_demo_compliance
 from src.services.remediation import update_remediation_item
 from tests.api.test_catalogue import extra_catalogue
 from tests.builders import make_assessment, make_factory
@@ -193,7 +204,7 @@ class TestTwoCycles:
         self, session: Session, engine: Engine
     ) -> None:
         with extra_catalogue(
-            engine, "2020.1", dt.date(2020, 1, 1), {"CL-CHL-01": {"public": False}}
+            engine, session, "2020.1", dt.date(2020, 1, 1), {"CL-CHL-01": {"public": False}}
         ):
             factory = make_factory(session)
             make_assessment(
@@ -416,3 +427,35 @@ class TestRiskBand:
         # Still 1 of 5 asked (20 %) and 1 of 1 in Child Labour: high, not critical.
         assert stored(session, factory).risk_band == "high"
         assert session.get(RemediationItem, item.id).status == RemediationStatus.verified
+
+
+class TestDemoData:
+    def test_demo_assessments_are_published_repeatable_and_seeded_once(
+        self, session: Session
+    ) -> None:
+        factories = [make_factory(session, programme_code=f"BW-DEMO-{n}") for n in range(3)]
+        assert seed_demo_compliance(session, factories) == 3
+        session.commit()
+        assessments = session.exec(select(Assessment).order_by(col(Assessment.id))).all()
+        per_factory = Counter(a.factory_id for a in assessments)
+        assert set(per_factory) == {f.id for f in factories}
+        assert set(per_factory.values()) <= {2, 3}
+        assert {a.status for a in assessments} == {"published"}
+        questions = len(catalogue_questions(session, version="2026.1"))
+        asked = Counter(session.exec(select(Finding.assessment_id)).all())
+        coverage = range(round(0.7 * questions), round(0.9 * questions) + 1)
+        assert all(asked[a.id] in coverage for a in assessments)
+        summaries = session.exec(select(ComplianceSummary)).all()
+        assert {s.factory_id for s in summaries} == {f.id for f in factories}
+        first_run = [(a.id, a.cycle, a.visit_start, asked[a.id]) for a in assessments]
+        assert seed_demo_compliance(session, factories) == 0
+        # The same keys give the same assessments on a fresh run.
+        session.execute(delete(RemediationItem))
+        session.execute(delete(Finding))
+        session.execute(delete(ComplianceSummary))
+        session.execute(delete(ClusterCount))
+        session.execute(delete(Assessment))
+        assert seed_demo_compliance(session, factories) == 3
+        again = session.exec(select(Assessment).order_by(col(Assessment.id))).all()
+        asked = Counter(session.exec(select(Finding.assessment_id)).all())
+        assert [(a.id, a.cycle, a.visit_start, asked[a.id]) for a in again] == first_run
