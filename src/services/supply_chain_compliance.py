@@ -171,6 +171,8 @@ def _open_critical_issues(
         .join(SupplyChainLink, in_chain)
         .join(Question, col(Question.id) == col(RemediationItem.question_id))
         .join(Assessment, col(Assessment.id) == col(RemediationItem.assessment_id))
+        # issues of the summarised assessment only, as in each factory's own summary
+        .join(ComplianceSummary, col(ComplianceSummary.assessment_id) == col(Assessment.id))
         .where(
             col(Question.critical).is_(True),
             col(RemediationItem.status).in_(OPEN),

@@ -44,10 +44,13 @@ def summarise(
     clusters: dict[str, tuple[int, int]] | None = None,
     open_issues: tuple[str, ...] = (),
 ) -> None:
-    """Stores a summary as publishing would, with open remediation items on `open_issues`."""
+    """Stores a summary as publishing would, of a cycle-2 assessment with open remediation items
+    on `open_issues`."""
+    assessment = open_items(session, factory, open_issues, cycle=2)
     session.add(
         ComplianceSummary(
             factory_id=factory.id,
+            assessment_id=assessment.id,
             risk_band=band,
             previous_risk_band=previous,
             cycle=2,
@@ -62,32 +65,39 @@ def summarise(
                 factory_id=factory.id, cluster_code=code, asked=asked, non_compliant=non_compliant
             )
         )
-    if open_issues:
-        assessment = Assessment(
-            factory_id=factory.id,
-            catalogue_version="2026.1",
-            cycle=2,
-            kind="assessment",
-            visit_start=VISIT,
-            visit_end=VISIT,
-            status="published",
-        )
-        session.add(assessment)
-        session.flush()
-        for code in open_issues:
-            question = session.exec(select(Question).where(Question.code == code)).one()
-            finding = Finding(assessment_id=assessment.id, question_id=question.id, compliant=False)
-            session.add(finding)
-            session.flush()
-            session.add(
-                RemediationItem(
-                    factory_id=factory.id,
-                    assessment_id=assessment.id,
-                    finding_id=finding.id,
-                    question_id=question.id,
-                )
-            )
     session.flush()
+
+
+def open_items(
+    session: Session, factory: Factory, codes: tuple[str, ...], cycle: int
+) -> Assessment:
+    """A published assessment with an open remediation item on each question in `codes`."""
+    assessment = Assessment(
+        factory_id=factory.id,
+        catalogue_version="2026.1",
+        cycle=cycle,
+        kind="assessment",
+        visit_start=VISIT.replace(year=VISIT.year - 2 + cycle),
+        visit_end=VISIT.replace(year=VISIT.year - 2 + cycle),
+        status="published",
+    )
+    session.add(assessment)
+    session.flush()
+    for code in codes:
+        question = session.exec(select(Question).where(Question.code == code)).one()
+        finding = Finding(assessment_id=assessment.id, question_id=question.id, compliant=False)
+        session.add(finding)
+        session.flush()
+        session.add(
+            RemediationItem(
+                factory_id=factory.id,
+                assessment_id=assessment.id,
+                finding_id=finding.id,
+                question_id=question.id,
+            )
+        )
+    session.flush()
+    return assessment
 
 
 def first_question(session: Session, *, critical: bool, public: bool) -> str:
@@ -115,6 +125,7 @@ def chain_world(session: Session) -> dict[str, object]:
         open_issues=(critical_public,),
     )
     summarise(session, b, band="low", previous="low", clusters={"CL": (10, 0), "CO": (10, 1)})
+    open_items(session, b, (critical_public,), cycle=1)  # an earlier cycle's item: not current
     summarise(session, c, band="medium", previous="high", clusters={"CO": (10, 4)})
     other = make_buyer(session)
     world = {
