@@ -171,21 +171,12 @@ def export_factories_csv(
     cursor: str | None = None
     with Session(engine) as session:
         while True:
-            page = paginate(
-                session,
-                _list_statement(principal, filters),
-                kind=LIST_KIND,
-                order_by=(col(Factory.updated_at), col(Factory.id)),
-                types=(dt.datetime, str),
-                cursor=cursor,
-                limit=CSV_BATCH,
-                scalars=False,
-                snapshot_column=col(Factory.updated_at),
-                key_of=_sort_key,
+            page = list_factories(
+                session, principal=principal, filters=filters, cursor=cursor, limit=CSV_BATCH
             )
             chunk = io.StringIO()
             writer = csv.writer(chunk, lineterminator="\n")
-            for factory in _reads(session, principal, page.items):
+            for factory in page.items:
                 writer.writerow(_csv_row(factory))
             yield chunk.getvalue()
             if page.next_cursor is None:
