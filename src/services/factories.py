@@ -201,12 +201,7 @@ def create_factory(session: Session, *, data: FactoryCreate) -> Factory:
     factory = Factory(**data.model_dump())
     session.add(factory)
     _flush_unique(session)
-    emit(
-        session,
-        EventType.factory_updated,
-        _event_data(factory, list(data.model_fields_set)),
-        factory_id=factory.id,
-    )
+    emit_factory_updated(session, factory, sorted(data.model_fields_set))
     return factory
 
 
@@ -228,18 +223,21 @@ def update_factory(session: Session, *, factory_id: str, data: FactoryUpdate) ->
     total = changes.get("workers_total", factory.workers_total)
     if women is not None and total is not None and women > total:
         raise InvalidInput.at("workers_women", "workers_women cannot exceed workers_total")
+    apply_changes(session, factory, changes, at=utcnow())
+    _flush_unique(session)
+    return factory
+
+
+def apply_changes(
+    session: Session, factory: Factory, changes: dict[str, Any], *, at: dt.datetime
+) -> None:
+    """Sets the changed fields and emits `factory.updated` (and `factory.status_changed`)."""
     previous_status = factory.status
     for name, value in changes.items():
         setattr(factory, name, value)
-    factory.updated_at = utcnow()
+    factory.updated_at = at
     session.add(factory)
-    _flush_unique(session)
-    emit(
-        session,
-        EventType.factory_updated,
-        _event_data(factory, sorted(changes)),
-        factory_id=factory.id,
-    )
+    emit_factory_updated(session, factory, sorted(changes))
     if "status" in changes:
         emit(
             session,
@@ -247,7 +245,21 @@ def update_factory(session: Session, *, factory_id: str, data: FactoryUpdate) ->
             {"factory_id": factory.id, "from": previous_status, "to": factory.status},
             factory_id=factory.id,
         )
-    return factory
+
+
+def emit_factory_updated(session: Session, factory: Factory, changed: list[str]) -> None:
+    emit(
+        session,
+        EventType.factory_updated,
+        {
+            "factory_id": factory.id,
+            "name": factory.name,
+            "country": factory.country,
+            "status": factory.status,
+            "changed": changed,
+        },
+        factory_id=factory.id,
+    )
 
 
 def _flush_unique(session: Session) -> None:
@@ -259,13 +271,3 @@ def _flush_unique(session: Session) -> None:
         field = "os_id" if "os_id" in message else "programme_code"
         message = f"Another factory already has this {field}."
         raise Conflict(message, [FieldError(field, message)]) from None
-
-
-def _event_data(factory: Factory, changed: list[str]) -> dict[str, Any]:
-    return {
-        "factory_id": factory.id,
-        "name": factory.name,
-        "country": factory.country,
-        "status": factory.status,
-        "changed": changed,
-    }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import _csv
 import csv
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -21,8 +20,7 @@ from src.db import utcnow
 from src.models import Factory
 from src.models.factories import FactoryFields
 from src.models.imports import ImportRowError
-from src.services.events import EventType, emit
-from src.services.factories import _event_data as factory_event_data
+from src.services.factories import apply_changes, emit_factory_updated
 from src.services.import_rows import read_header, validation_errors
 
 COLUMNS = tuple(FactoryFields.model_fields)
@@ -197,7 +195,7 @@ def _apply_chunk(
             else:
                 tally.updated += 1
                 if write:
-                    _update(session, factory, changes, now)
+                    apply_changes(session, factory, changes, at=now)
     if write:
         _create(session, created)
 
@@ -267,31 +265,5 @@ def _create(session: Session, created: list[tuple[Factory, list[str]]]) -> None:
     session.add_all(factory for factory, _given in created)
     session.flush()
     for factory, given in created:
-        emit(
-            session,
-            EventType.factory_updated,
-            factory_event_data(factory, given),
-            factory_id=factory.id,
-        )
+        emit_factory_updated(session, factory, given)
     session.flush()
-
-
-def _update(session: Session, factory: Factory, changes: dict[str, Any], now: dt.datetime) -> None:
-    previous_status = factory.status
-    for name, value in changes.items():
-        setattr(factory, name, value)
-    factory.updated_at = now
-    session.add(factory)
-    emit(
-        session,
-        EventType.factory_updated,
-        factory_event_data(factory, sorted(changes)),
-        factory_id=factory.id,
-    )
-    if "status" in changes:
-        emit(
-            session,
-            EventType.factory_status_changed,
-            {"factory_id": factory.id, "from": previous_status, "to": factory.status},
-            factory_id=factory.id,
-        )
