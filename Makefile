@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install demo serve test lint format migration constraints audit bench
+.PHONY: install demo serve test lint format migration constraints audit bench soak
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: install  ## every benchmark on SQLite and PostgreSQL (builds the referenc
 	$(BIN)/python -m bench.http sqlite postgresql
 	$(BIN)/python -m bench.import_findings
 	$(BIN)/python -m bench.webhooks
+
+soak: install  ## 10 minutes of mixed reads, writes and webhook deliveries (not in CI); SOAK_ARGS="--minutes 1"
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 audit: install  ## known vulnerabilities in the pinned dependencies (needs the PyPI JSON API)
 	$(BIN)/pip-audit --progress-spinner off -r constraints.txt --no-deps --desc on

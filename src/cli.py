@@ -27,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+orgs_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+app.add_typer(orgs_app, name="organizations")
 import_app = typer.Typer(help="Bulk imports from files.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
@@ -109,6 +111,30 @@ def seed_synthetic(
         f"Synthetic data: {dataset.factories} factories, {dataset.assessments} assessments, "
         f"{dataset.findings} findings; client credentials in {clients_file}"
     )
+
+
+@orgs_app.command("create")
+def organizations_create(
+    name: Annotated[str, typer.Option(help="The organisation's name")],
+    kind: Annotated[str, typer.Option(help="programme, buyer or partner")],
+    acts_for: Annotated[
+        list[str] | None, typer.Option("--acts-for", help="Partners: a buyer org id it acts for")
+    ] = None,
+) -> None:
+    """Register an organisation and print it (how the first programme organisation is made)."""
+    from src.models.organizations import OrganizationCreate
+    from src.services.errors import DomainError
+    from src.services.organizations import create_organization
+
+    settings = load_settings()
+    try:
+        data = OrganizationCreate(name=name, kind=kind, acts_for=acts_for or [])
+        with transaction(engine_for(settings.database_url)) as session:
+            org = create_organization(session, data=data)
+    except (DomainError, ValidationError) as exc:
+        console.print(f"[red]Refused[/red]: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"id": org.id, "name": org.name, "kind": str(org.kind)}, indent=2))
 
 
 @clients_app.command("create")
@@ -214,6 +240,8 @@ def demo(
     """Migrate, load the demo dataset, print a working curl line, and serve."""
     db_upgrade()
     seed_demo(DEMO_CLIENTS_FILE)
+    from src.services.demo import first_consenting_factory
+
     clients = json.loads(DEMO_CLIENTS_FILE.read_text())
     buyer = next(c for c in clients if c["org_kind"] == "buyer")
     base = f"http://127.0.0.1:{port}"
@@ -223,7 +251,8 @@ def demo(
         f"  TOKEN=$(curl -s -u {buyer['client_id']}:{buyer['client_secret']} "
         f"-d grant_type=client_credentials {base}/oauth/token | python3 -c "
         "'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/me\n',
+        f'  curl -s -H "Authorization: Bearer $TOKEN" '
+        f"{base}/v1/factories/{first_consenting_factory()}/compliance-summary\n",
         highlight=False,
         soft_wrap=True,
     )

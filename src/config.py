@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     token_rate_limit_per_minute: int = Field(default=60, ge=1)
     redis_url: str | None = None
+    rate_limit_key_prefix: str = Field(default="weft-ratelimit", min_length=1)
 
     scorecard_min_suppliers: int = Field(default=5, ge=2)
     scorecard_min_buyers: int = Field(default=5, ge=2)
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
     webhook_concurrency: int = Field(default=64, ge=1, le=1024)
     webhook_lease_seconds: int = Field(default=60, ge=5)
+    access_log_flush_seconds: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("database_url")
     @classmethod

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -27,11 +30,15 @@ from src.api import imports as imports_api
 from src.api import webhooks as webhooks_api
 from src.api.conditional import ConditionalGetMiddleware
 from src.api.docs import install_docs
+from src.api.idempotency import IdempotencyMiddleware
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from src.api.openapi import install_openapi, operation_id
 from src.api.problems import install_problem_handlers
+from src.api.rate_limits import RateLimitMiddleware
 from src.config import Settings, get_settings
 from src.db import engine_for
 from src.log import configure_logging
+from src.services.access_log import AccessLog
 from src.services.tokens import TokenVerifier
 
 DESCRIPTION = """
@@ -64,6 +71,12 @@ ROUTERS = [
 ]
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.access_log.close()
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -73,21 +86,32 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine or engine_for(settings.database_url)
     app.state.token_verifier = TokenVerifier(app.state.engine, settings)
+    app.state.access_log = AccessLog(
+        app.state.engine, flush_seconds=settings.access_log_flush_seconds
+    )
 
     install_problem_handlers(app)
     install_docs(app)
+    install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
 
+    # The last added is the outermost: request ids and logs wrap everything; rate limits refuse
+    # before any body is read or key claimed; idempotency sits inside the body size limit and
+    # keeps the route's own answer, without the per-answer headers the outer layers add.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         import_max_bytes=settings.max_import_bytes,
     )
     app.add_middleware(ConditionalGetMiddleware)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -196,3 +196,18 @@ def make_assessment(
         publish_assessment(session, assessment_id=assessment.id)
     session.flush()
     return assessment
+
+
+def make_partner(session: Session, *acts_for: Organization, **overrides: Any) -> Organization:
+    """A partner organisation that the given buyers delegated to."""
+    partner = make_org(session, OrgKind.partner, **overrides)
+    for buyer in acts_for:
+        delegate(session, buyer, partner)
+    return partner
+
+
+def admin_headers(http: TestClient, session: Session) -> dict[str, str]:
+    """A bearer header for a new programme client (commits, so the API sees it)."""
+    credentials = make_programme_client(session)
+    session.commit()
+    return bearer(http, credentials)

@@ -68,6 +68,7 @@ def settings(database_url: str) -> Settings:
         token_audience="weft-test",
         webhook_allow_insecure=True,
         webhook_allow_networks=["127.0.0.0/8", "::1/128"],  # type: ignore[list-item]
+        access_log_flush_seconds=0,
     )
 
 

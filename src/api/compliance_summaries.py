@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from src.api.assessments import NOT_VISIBLE
@@ -30,8 +30,14 @@ router = APIRouter(prefix="/v1", tags=["compliance"])
         404: NOT_VISIBLE,
     },
 )
-def get_compliance_summary(
-    session: SessionDep, principal: ComplianceReader, factory_id: str
+async def get_compliance_summary(
+    request: Request, session: SessionDep, principal: ComplianceReader, factory_id: str
 ) -> Response:
-    body = service.summary_body(session, principal=principal, factory_id=factory_id)
+    # In the event loop: one indexed query returning stored bytes costs less than a thread hop.
+    body = service.summary_body(
+        session,
+        principal=principal,
+        factory_id=factory_id,
+        access_log=request.app.state.access_log,
+    )
     return Response(body, media_type="application/json")

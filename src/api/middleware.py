@@ -12,7 +12,14 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from src.api.problems import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    DATABASE_UNAVAILABLE,
+    DATABASE_UNAVAILABLE_ERRORS,
+    PROBLEM_MEDIA_TYPE,
+    log_database_unavailable,
+    problem_body,
+)
 from src.log import request_id_var
 
 logger = logging.getLogger("weft.http")
@@ -87,6 +94,20 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            # From middleware that reads the database (token keys, idempotency records): the
+            # route handlers' 503, which they cannot reach.
+            log_database_unavailable(scope["path"], exc)
+            if not response_started:
+                await send_problem(
+                    send_with_id,
+                    DATABASE_UNAVAILABLE.status,
+                    DATABASE_UNAVAILABLE.slug,
+                    DATABASE_UNAVAILABLE.title,
+                    DATABASE_UNAVAILABLE.detail,
+                    scope["path"],
+                    headers=[(b"retry-after", str(DATABASE_RETRY_AFTER_SECONDS).encode())],
+                )
         except Exception:
             logger.exception("unhandled error", extra={"path": scope["path"]})
             if not response_started:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from src.api.deps import ComplianceReader, EngineDep, SessionDep
+from src.api.streaming import ClosingStreamingResponse
 from src.models.supply_chain_compliance import SupplyChainCompliance
 from src.services import supply_chain_compliance as service
 
@@ -40,8 +40,9 @@ def get_supply_chain_compliance(
             engine, principal=principal, supply_chain_id=supply_chain_id
         )
         first = next(rows)  # raises NotFound before the answer starts
-        return StreamingResponse(
+        return ClosingStreamingResponse(
             itertools.chain([first], rows),
+            source=rows,
             media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{supply_chain_id}.csv"'},
         )

@@ -8,12 +8,13 @@ also need the factory's consent for the organisation that owns the chain."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal, or_, true
+from sqlalchemy import ColumnElement, Date, String, and_, bindparam, exists, literal, or_, true
 from sqlalchemy import select as sa_select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
@@ -59,14 +60,17 @@ class Principal:
             raise InsufficientScope(f"This call needs the {scope} scope.")
 
 
+_CLIENT_ROW = (
+    sa_select(col(Client.revoked_at), col(Client.org_id), col(Organization.kind))
+    .join(Organization, col(Organization.id) == col(Client.org_id))
+    .where(col(Client.id) == bindparam("client_id"))
+)
+
+
 def resolve_principal(session: Session, claims: AccessClaims) -> Principal:
     """Checked on every request, so a revoked client is refused at once. The organisation is the
     client's own: a token whose `org` claim names another is refused, never trusted."""
-    row = session.exec(
-        select(Client.revoked_at, Client.org_id, Organization.kind)
-        .join(Organization, col(Organization.id) == col(Client.org_id))
-        .where(col(Client.id) == claims.client_id)
-    ).first()
+    row = session.connection().execute(_CLIENT_ROW, {"client_id": claims.client_id}).first()
     if row is None or row[0] is not None:
         raise Unauthenticated("The client behind this token has been revoked.")
     _, org_id, kind = row
@@ -84,12 +88,14 @@ def resolve_principal(session: Session, claims: AccessClaims) -> Principal:
 def active_on(
     starts: InstrumentedAttribute[dt.date],
     ends: InstrumentedAttribute[dt.date | None],
-    day: dt.date,
+    day: dt.date | ColumnElement[dt.date],
 ) -> ColumnElement[bool]:
     return and_(starts <= day, or_(ends.is_(None), ends >= day))
 
 
-def subscription_active(org_id_column: Any, day: dt.date) -> ColumnElement[bool]:
+def subscription_active(
+    org_id_column: Any, day: dt.date | ColumnElement[dt.date]
+) -> ColumnElement[bool]:
     """True where the organisation in `org_id_column` has a subscription running on `day`."""
     return exists().where(
         col(Subscription.org_id) == org_id_column,
@@ -97,61 +103,140 @@ def subscription_active(org_id_column: Any, day: dt.date) -> ColumnElement[bool]
     )
 
 
-def _owner_allowed(principal: Principal) -> ColumnElement[bool]:
-    if principal.org_kind == OrgKind.partner:
-        delegated = sa_select(col(Delegation.buyer_org_id)).where(
-            col(Delegation.partner_org_id) == principal.org_id
-        )
-        return col(SupplyChain.org_id).in_(delegated)
-    return col(SupplyChain.org_id) == principal.org_id
+@dataclass(frozen=True)
+class Visibility:
+    """The shape of a caller's visibility rule; with `visibility_params` it makes the predicate.
+    Hot reads build one statement per shape, once, with bind parameters for the caller."""
+
+    admin: bool
+    partner: bool
+    all_supply_chains: bool
 
 
-def _named_chains(principal: Principal) -> ColumnElement[bool]:
-    if principal.all_supply_chains:
-        return true()
-    return col(SupplyChainLink.supply_chain_id).in_(principal.supply_chain_ids)
-
-
-def _visible_links(principal: Principal, day: dt.date) -> ColumnElement[bool]:
-    """Conditions on SupplyChainLink/SupplyChain rows through which the principal sees a factory."""
-    return and_(
-        _named_chains(principal),
-        active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, day),  # type: ignore[arg-type]
-        _owner_allowed(principal),
-        subscription_active(col(SupplyChain.org_id), day),
+def visibility_of(principal: Principal) -> Visibility:
+    return Visibility(
+        admin=principal.is_admin,
+        partner=principal.org_kind == OrgKind.partner,
+        all_supply_chains=principal.all_supply_chains,
     )
 
 
-def factory_visible(
-    principal: Principal, factory_id: ColumnElement[str] | InstrumentedAttribute[str] | None = None
+VISIBLE_ORG = bindparam("visible_org_id", type_=String)
+VISIBLE_CHAINS = bindparam("visible_chain_ids", expanding=True, type_=String)
+VISIBLE_ON = bindparam("visible_on", type_=Date)
+
+
+def visibility_params(principal: Principal) -> dict[str, Any]:
+    """The values of the bind parameters in the `*_bound` predicates, for today."""
+    return {
+        "visible_org_id": principal.org_id,
+        "visible_chain_ids": list(principal.supply_chain_ids),
+        "visible_on": utcnow().date(),
+    }
+
+
+@dataclass(frozen=True)
+class _Operands:
+    org_id: str | ColumnElement[str]
+    chain_ids: Sequence[str] | ColumnElement[str]
+    day: dt.date | ColumnElement[dt.date]
+
+
+def _literal_operands(principal: Principal) -> _Operands:
+    return _Operands(principal.org_id, principal.supply_chain_ids, utcnow().date())
+
+
+BOUND = _Operands(VISIBLE_ORG, VISIBLE_CHAINS, VISIBLE_ON)
+
+
+def _owner_allowed(shape: Visibility, operands: _Operands) -> ColumnElement[bool]:
+    if shape.partner:
+        delegated = sa_select(col(Delegation.buyer_org_id)).where(
+            col(Delegation.partner_org_id) == operands.org_id
+        )
+        return col(SupplyChain.org_id).in_(delegated)
+    return col(SupplyChain.org_id) == operands.org_id
+
+
+def _visible_links(shape: Visibility, operands: _Operands) -> ColumnElement[bool]:
+    """Conditions on SupplyChainLink/SupplyChain rows through which the principal sees a factory."""
+    named = (
+        true()
+        if shape.all_supply_chains
+        else col(SupplyChainLink.supply_chain_id).in_(operands.chain_ids)
+    )
+    return and_(
+        named,
+        active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, operands.day),  # type: ignore[arg-type]
+        _owner_allowed(shape, operands),
+        subscription_active(col(SupplyChain.org_id), operands.day),
+    )
+
+
+FactoryIdColumn = ColumnElement[str] | InstrumentedAttribute[str]
+_Target = FactoryIdColumn | Mapped[str]
+
+
+def _factory_visible(
+    shape: Visibility, operands: _Operands, target: _Target
 ) -> ColumnElement[bool]:
-    """A predicate on a factory id column (default `factories.id`): true where the caller sees it."""
-    if principal.is_admin:
+    if shape.admin:
         return true()
-    target = factory_id if factory_id is not None else col(Factory.id)
     return exists().where(
         col(SupplyChainLink.factory_id) == target,
         col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id),
-        _visible_links(principal, utcnow().date()),
+        _visible_links(shape, operands),
     )
 
 
-def consent_granted(
-    principal: Principal, factory_id: ColumnElement[str] | InstrumentedAttribute[str] | None = None
+def _consent_granted(
+    shape: Visibility, operands: _Operands, target: _Target
 ) -> ColumnElement[bool]:
-    """True where the factory consents to full disclosure to an organisation whose supply chain
-    lets the caller see it."""
-    if principal.is_admin:
+    if shape.admin:
         return true()
-    target = factory_id if factory_id is not None else col(Factory.id)
     return exists().where(
         col(Consent.factory_id) == target,
         col(Consent.revoked_at).is_(None),
         col(SupplyChainLink.factory_id) == target,
         col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id),
         col(SupplyChain.org_id) == col(Consent.org_id),
-        _visible_links(principal, utcnow().date()),
+        _visible_links(shape, operands),
     )
+
+
+def factory_visible(
+    principal: Principal, factory_id: FactoryIdColumn | None = None
+) -> ColumnElement[bool]:
+    """A predicate on a factory id column (default `factories.id`): true where the caller sees it."""
+    target = factory_id if factory_id is not None else col(Factory.id)
+    return _factory_visible(visibility_of(principal), _literal_operands(principal), target)
+
+
+def consent_granted(
+    principal: Principal, factory_id: FactoryIdColumn | None = None
+) -> ColumnElement[bool]:
+    """True where the factory consents to full disclosure to an organisation whose supply chain
+    lets the caller see it."""
+    target = factory_id if factory_id is not None else col(Factory.id)
+    return _consent_granted(visibility_of(principal), _literal_operands(principal), target)
+
+
+def factory_visible_bound(shape: Visibility, factory_id: _Target) -> ColumnElement[bool]:
+    """`factory_visible` for a caller of this shape, with `visibility_params` bound at execution."""
+    return _factory_visible(shape, BOUND, factory_id)
+
+
+def consent_granted_bound(shape: Visibility, factory_id: _Target) -> ColumnElement[bool]:
+    """`consent_granted` for a caller of this shape, with `visibility_params` bound at execution."""
+    return _consent_granted(shape, BOUND, factory_id)
+
+
+def visible_links_bound(shape: Visibility) -> ColumnElement[bool]:
+    """`visible_links` for a caller of this shape, with `visibility_params` bound at execution."""
+    joined = col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id)
+    if shape.admin:
+        return joined
+    return and_(joined, _visible_links(shape, BOUND))
 
 
 def get_visible_factory(session: Session, principal: Principal, factory_id: str) -> Factory:
@@ -160,12 +245,13 @@ def get_visible_factory(session: Session, principal: Principal, factory_id: str)
         select(Factory).where(col(Factory.id) == factory_id, factory_visible(principal))
     ).first()
     if factory is None:
-        raise not_found_factory(factory_id)
+        raise not_found_factory()
     return factory
 
 
-def not_found_factory(factory_id: str) -> NotFound:
-    return NotFound(f"No factory {factory_id}.")
+def not_found_factory() -> NotFound:
+    # The same words for every id: the answer for a hidden factory and a missing one must match.
+    return NotFound("No factory with this id.")
 
 
 def has_consent(session: Session, principal: Principal, factory_id: str) -> bool:
@@ -180,32 +266,41 @@ def require_consent(session: Session, principal: Principal, factory_id: str) -> 
         )
 
 
+def disclosure_values(
+    principal: Principal, *, factory_id: str, resource: str, resource_id: str
+) -> dict[str, Any] | None:
+    """The access log row for a read of full findings, stamped now; none for the programme,
+    whose own reads are not disclosures."""
+    if principal.is_admin:
+        return None
+    return {
+        "factory_id": factory_id,
+        "org_id": principal.org_id,
+        "client_id": principal.client_id,
+        "resource": resource,
+        "resource_id": resource_id,
+        "created_at": utcnow(),
+    }
+
+
 def log_full_disclosure(
     session: Session, principal: Principal, *, factory_id: str, resource: str, resource_id: str
 ) -> None:
-    """Records a read of full findings; the programme's own reads are not disclosures."""
-    if principal.is_admin:
-        return
-    session.add(
-        AccessLogEntry(
-            factory_id=factory_id,
-            org_id=principal.org_id,
-            client_id=principal.client_id,
-            resource=resource,
-            resource_id=resource_id,
-        )
+    """Records a read of full findings in the read's own transaction."""
+    values = disclosure_values(
+        principal, factory_id=factory_id, resource=resource, resource_id=resource_id
     )
+    if values is not None:
+        session.add(AccessLogEntry(**values))
 
 
 def visible_links(principal: Principal) -> ColumnElement[bool]:
     """Conditions on joined `supply_chain_links`/`supply_chains` rows: the links through which the
     caller sees factories (every link for the programme)."""
+    joined = col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id)
     if principal.is_admin:
-        return col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id)
-    return and_(
-        col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id),
-        _visible_links(principal, utcnow().date()),
-    )
+        return joined
+    return and_(joined, _visible_links(visibility_of(principal), _literal_operands(principal)))
 
 
 def supply_chain_readable(principal: Principal) -> ColumnElement[bool]:
@@ -218,4 +313,4 @@ def supply_chain_readable(principal: Principal) -> ColumnElement[bool]:
         if principal.all_supply_chains
         else col(SupplyChain.id).in_(principal.supply_chain_ids)
     )
-    return and_(_owner_allowed(principal), named)
+    return and_(_owner_allowed(visibility_of(principal), _literal_operands(principal)), named)

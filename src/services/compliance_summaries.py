@@ -26,8 +26,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
-from sqlalchemy import case, delete, insert, literal
+from sqlalchemy import Select, String, bindparam, case, delete, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -47,11 +49,14 @@ from src.models.compliance_summaries import (
 )
 from src.services.access import (
     Principal,
-    consent_granted,
-    factory_visible,
-    log_full_disclosure,
+    Visibility,
+    consent_granted_bound,
+    factory_visible_bound,
     not_found_factory,
+    visibility_of,
+    visibility_params,
 )
+from src.services.access_log import AccessLog
 from src.services.catalogue import CatalogueQuestion, catalogue_questions
 from src.services.events import EventType, emit
 
@@ -419,12 +424,13 @@ def _store_cluster_counts(session: Session, factory_id: str, figures: _Figures |
     )
 
 
-def summary_body(session: Session, *, principal: Principal, factory_id: str) -> bytes:
-    """The stored answer for the caller: full with consent (a logged disclosure), public without.
-    One query decides visibility, consent and which encoding to read."""
-    consented = consent_granted(principal, literal(factory_id))
-    row = session.execute(
-        select(
+@cache
+def _summary_statement(shape: Visibility) -> Select[Any]:
+    """Visibility, consent and the stored answer to serve, in one statement built once per shape."""
+    factory_id = bindparam("factory_id", type_=String)
+    consented = consent_granted_bound(shape, factory_id)
+    return (
+        sa_select(
             col(Factory.updated_at),
             consented,
             case(
@@ -433,13 +439,28 @@ def summary_body(session: Session, *, principal: Principal, factory_id: str) -> 
             ),
         )
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-        .where(col(Factory.id) == factory_id, factory_visible(principal))
-    ).first()
+        .where(col(Factory.id) == factory_id, factory_visible_bound(shape, col(Factory.id)))
+    )
+
+
+def summary_body(
+    session: Session, *, principal: Principal, factory_id: str, access_log: AccessLog
+) -> bytes:
+    """The stored answer for the caller: full with consent (a logged disclosure), public without.
+    One query decides visibility, consent and which encoding to read."""
+    row = (
+        session.connection()
+        .execute(
+            _summary_statement(visibility_of(principal)),
+            visibility_params(principal) | {"factory_id": factory_id},
+        )
+        .first()
+    )
     if row is None:
-        raise not_found_factory(factory_id)
+        raise not_found_factory()
     factory_updated_at, full, body = row
     if full:
-        log_full_disclosure(
+        access_log.record(
             session,
             principal,
             factory_id=factory_id,

@@ -109,7 +109,7 @@ def list_access_log(
     session: Session, *, factory_id: str, cursor: str | None, limit: int
 ) -> Page[AccessLogEntryRead]:
     if session.get(Factory, factory_id) is None:
-        raise not_found_factory(factory_id)
+        raise not_found_factory()
     page = paginate(
         session,
         select(AccessLogEntry).where(col(AccessLogEntry.factory_id) == factory_id),

@@ -305,7 +305,8 @@ def _retry_after(value: str | None) -> dt.timedelta | None:
     if not value:
         return None
     if value.strip().isdigit():
-        return dt.timedelta(seconds=int(value.strip()))
+        # Capped before the timedelta is made: a receiver's 10**20 would overflow it.
+        return dt.timedelta(seconds=min(int(value.strip()), MAX_RETRY_AFTER.total_seconds()))
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

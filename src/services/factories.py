@@ -6,29 +6,37 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, exists, func, or_
+from sqlalchemy import ColumnElement, Engine, Integer, and_, bindparam, exists, func, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from src.db import utcnow
 from src.models import ComplianceSummary, Factory, SupplyChain, SupplyChainLink
-from src.models.base import row_values
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import (
     FactoryCreate,
     FactoryRead,
     FactoryStatus,
     FactoryUpdate,
-    SupplierCode,
 )
-from src.services.access import Principal, factory_visible, not_found_factory, visible_links
+from src.services.access import (
+    Principal,
+    Visibility,
+    factory_visible_bound,
+    not_found_factory,
+    visibility_of,
+    visibility_params,
+    visible_links_bound,
+)
 from src.services.errors import Conflict, FieldError, InvalidInput
 from src.services.events import EventType, emit
-from src.services.pagination import Page, paginate
+from src.services.pagination import Page, decode_cursor, encode_cursor
 
 LIST_KIND = "factories"
 CSV_COLUMNS = (
@@ -50,85 +58,164 @@ class FactoryFilters:
     updated_since: dt.datetime | None = None
 
 
-def _link_exists(principal: Principal, *conditions: Any) -> Any:
+FactoryItem = dict[str, Any]
+"""A factory as `FactoryRead` serialises it, built from plain columns without a model per row."""
+
+_HEAD = ("id", "programme_code", "name", "country", "address", "os_id", "sector", "workers_total",
+         "workers_women", "status", "enrolled_on", "risk_band")  # fmt: skip
+_TAIL = ("created_at", "updated_at")
+_KEYS = (*_HEAD, "supplier_codes", *_TAIL)
+_COLUMNS = [
+    col(ComplianceSummary.risk_band) if name == "risk_band" else Factory.__table__.c[name]  # type: ignore[attr-defined]
+    for name in (*_HEAD, *_TAIL)
+]
+_PAGE_ORDER = (col(Factory.updated_at), col(Factory.id))
+
+
+def _link_exists(shape: Visibility, condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(
-        col(SupplyChainLink.factory_id) == col(Factory.id), visible_links(principal), *conditions
+        col(SupplyChainLink.factory_id) == col(Factory.id), visible_links_bound(shape), condition
     )
 
 
-def _list_statement(principal: Principal, filters: FactoryFilters) -> Select[*tuple[Any, ...]]:
+def _needle(q: str) -> str:
+    return f"%{q.lower()}%"
+
+
+_FILTERS: dict[str, tuple[Callable[[Visibility], ColumnElement[bool]], Callable[[Any], Any]]] = {
+    "country": (lambda _: col(Factory.country) == bindparam("country"), str.upper),
+    "status": (lambda _: col(Factory.status) == bindparam("status"), str),
+    "risk_band": (lambda _: col(ComplianceSummary.risk_band) == bindparam("risk_band"), str),
+    "os_id": (lambda _: col(Factory.os_id) == bindparam("os_id"), str),
+    "updated_since": (
+        lambda _: col(Factory.updated_at) >= bindparam("updated_since"),
+        lambda value: value,
+    ),
+    "supply_chain": (
+        lambda shape: _link_exists(
+            shape, col(SupplyChainLink.supply_chain_id) == bindparam("supply_chain")
+        ),
+        str,
+    ),
+    "supplier_code": (
+        lambda shape: _link_exists(
+            shape, col(SupplyChainLink.supplier_code) == bindparam("supplier_code")
+        ),
+        str,
+    ),
+    "q": (
+        lambda _: or_(
+            func.lower(Factory.name).like(bindparam("q")),
+            func.lower(Factory.programme_code).like(bindparam("q")),
+            func.lower(Factory.os_id).like(bindparam("q")),
+        ),
+        _needle,
+    ),
+}
+
+
+@cache
+def _statement(shape: Visibility, filters: frozenset[str], *, page: bool, after: bool) -> Any:
+    """The list (or, without `page`, the detail) statement for one shape of caller and filters,
+    built once: every value is a bind parameter."""
     statement = (
-        select(Factory, col(ComplianceSummary.risk_band))
+        sa_select(*_COLUMNS)
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-        .where(factory_visible(principal))
+        .where(factory_visible_bound(shape, col(Factory.id)))
     )
-    conditions = []
-    if filters.country:
-        conditions.append(col(Factory.country) == filters.country.upper())
-    if filters.status:
-        conditions.append(col(Factory.status) == filters.status)
-    if filters.risk_band:
-        conditions.append(col(ComplianceSummary.risk_band) == filters.risk_band)
-    if filters.os_id:
-        conditions.append(col(Factory.os_id) == filters.os_id)
-    if filters.updated_since:
-        conditions.append(col(Factory.updated_at) >= filters.updated_since)
-    if filters.supply_chain:
-        conditions.append(
-            _link_exists(principal, col(SupplyChainLink.supply_chain_id) == filters.supply_chain)
-        )
-    if filters.supplier_code:
-        conditions.append(
-            _link_exists(principal, col(SupplyChainLink.supplier_code) == filters.supplier_code)
-        )
-    if filters.q:
-        needle = f"%{filters.q.lower()}%"
-        conditions.append(
+    for name in sorted(filters):
+        statement = statement.where(_FILTERS[name][0](shape))
+    if not page:
+        return statement.where(col(Factory.id) == bindparam("factory_id"))
+    updated_at, factory_id = _PAGE_ORDER
+    if after:
+        statement = statement.where(
             or_(
-                func.lower(Factory.name).like(needle),
-                func.lower(Factory.programme_code).like(needle),
-                func.lower(Factory.os_id).like(needle),
+                updated_at > bindparam("after_updated_at"),
+                and_(
+                    updated_at == bindparam("after_updated_at"), factory_id > bindparam("after_id")
+                ),
             )
         )
-    return statement.where(and_(*conditions)) if conditions else statement
+    return (
+        statement.where(updated_at <= bindparam("snapshot"))
+        .order_by(*_PAGE_ORDER)
+        .limit(bindparam("limit", type_=Integer))
+    )
 
 
-def _supplier_codes(
-    session: Session, principal: Principal, factory_ids: Sequence[str]
-) -> dict[str, list[SupplierCode]]:
-    """The caller's own vendor ids for these factories, in one query."""
-    codes: dict[str, list[SupplierCode]] = defaultdict(list)
-    if not factory_ids:
-        return codes
-    rows = session.execute(
-        select(
-            SupplyChainLink.factory_id,
-            SupplyChainLink.supply_chain_id,
-            SupplyChainLink.supplier_code,
+def _filter_params(filters: FactoryFilters) -> dict[str, Any]:
+    return {
+        name: convert(value)
+        for name, (_, convert) in _FILTERS.items()
+        if (value := getattr(filters, name))
+    }
+
+
+@cache
+def _codes_statement(shape: Visibility) -> Any:
+    return (
+        sa_select(
+            col(SupplyChainLink.factory_id),
+            col(SupplyChainLink.supply_chain_id),
+            col(SupplyChainLink.supplier_code),
         )
         .join(SupplyChain, col(SupplyChain.id) == col(SupplyChainLink.supply_chain_id))
-        .where(col(SupplyChainLink.factory_id).in_(factory_ids), visible_links(principal))
+        .where(
+            col(SupplyChainLink.factory_id).in_(bindparam("factory_ids", expanding=True)),
+            visible_links_bound(shape),
+        )
         .order_by(col(SupplyChainLink.supply_chain_id))
     )
-    for factory_id, chain_id, code in rows:
-        codes[factory_id].append(SupplierCode(supply_chain_id=chain_id, supplier_code=code))
-    return codes
 
 
-def _sort_key(row: Any) -> tuple[dt.datetime, str]:
-    factory: Factory = row[0]
-    return factory.updated_at, factory.id
-
-
-def _read(factory: Factory, risk_band: str | None, codes: list[SupplierCode]) -> FactoryRead:
-    return FactoryRead.model_validate(
-        row_values(factory) | {"risk_band": risk_band, "supplier_codes": codes}
+def _items(session: Session, principal: Principal, rows: Sequence[Any]) -> list[FactoryItem]:
+    """The rows as answers, with the caller's own vendor ids fetched in one query."""
+    if not rows:
+        return []
+    codes: dict[str, list[dict[str, str | None]]] = defaultdict(list)
+    found = session.connection().execute(
+        _codes_statement(visibility_of(principal)),
+        visibility_params(principal) | {"factory_ids": [row[0] for row in rows]},
     )
+    for factory_id, chain_id, code in found.all():
+        codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
+    head = len(_HEAD)
+    items = []
+    for row in rows:
+        values = list(row)
+        values.insert(head, codes.get(row[0], []))
+        items.append(dict(zip(_KEYS, values, strict=True)))
+    return items
 
 
-def _reads(session: Session, principal: Principal, rows: Sequence[Any]) -> list[FactoryRead]:
-    codes = _supplier_codes(session, principal, [factory.id for factory, _ in rows])
-    return [_read(factory, band, codes.get(factory.id, [])) for factory, band in rows]
+def factory_page(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: FactoryFilters,
+    cursor: str | None,
+    limit: int,
+) -> Page[FactoryItem]:
+    """One page ordered by (`updated_at`, `id`); like `paginate` with a snapshot column: the first
+    page fixes the moment the walk started and later pages skip rows changed after it."""
+    params = visibility_params(principal) | _filter_params(filters) | {"limit": limit + 1}
+    snapshot = None
+    if cursor:
+        decoded = decode_cursor(LIST_KIND, cursor, (dt.datetime, str))
+        params["after_updated_at"], params["after_id"] = decoded.values
+        snapshot = decoded.snapshot
+    params["snapshot"] = snapshot = snapshot or utcnow()
+    statement = _statement(
+        visibility_of(principal), frozenset(_filter_params(filters)), page=True, after=bool(cursor)
+    )
+    rows = session.connection().execute(statement, params).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(LIST_KIND, (last[-1], last[0]), snapshot)
+    return Page(items=_items(session, principal, rows), next_cursor=next_cursor)
 
 
 def list_factories(
@@ -139,28 +226,23 @@ def list_factories(
     cursor: str | None,
     limit: int,
 ) -> Page[FactoryRead]:
-    page = paginate(
-        session,
-        _list_statement(principal, filters),
-        kind=LIST_KIND,
-        order_by=(col(Factory.updated_at), col(Factory.id)),
-        types=(dt.datetime, str),
-        cursor=cursor,
-        limit=limit,
-        scalars=False,
-        snapshot_column=col(Factory.updated_at),
-        key_of=_sort_key,
+    page = factory_page(session, principal=principal, filters=filters, cursor=cursor, limit=limit)
+    return Page(
+        items=[FactoryRead.model_validate(item) for item in page.items],
+        next_cursor=page.next_cursor,
     )
-    return Page(items=_reads(session, principal, page.items), next_cursor=page.next_cursor)
 
 
 def get_factory(session: Session, *, principal: Principal, factory_id: str) -> FactoryRead:
-    row = session.execute(
-        _list_statement(principal, FactoryFilters()).where(col(Factory.id) == factory_id)
-    ).first()
+    statement = _statement(visibility_of(principal), frozenset(), page=False, after=False)
+    row = (
+        session.connection()
+        .execute(statement, visibility_params(principal) | {"factory_id": factory_id})
+        .first()
+    )
     if row is None:
-        raise not_found_factory(factory_id)
-    return _reads(session, principal, [row])[0]
+        raise not_found_factory()
+    return FactoryRead.model_validate(_items(session, principal, [row])[0])
 
 
 def export_factories_csv(
@@ -208,7 +290,7 @@ def create_factory(session: Session, *, data: FactoryCreate) -> Factory:
 def update_factory(session: Session, *, factory_id: str, data: FactoryUpdate) -> Factory:
     factory = session.get(Factory, factory_id)
     if factory is None:
-        raise not_found_factory(factory_id)
+        raise not_found_factory()
     changes = {
         name: value
         for name, value in data.model_dump(exclude_unset=True).items()

@@ -100,7 +100,7 @@ class TestAccessLog:
     def test_an_unknown_factory_is_404(self, client: TestClient, admin: dict[str, str]) -> None:
         response = client.get("/v1/factories/fac_nope/access-log", headers=admin)
         assert response.status_code == 404
-        assert response.json()["detail"] == "No factory fac_nope."
+        assert response.json()["detail"] == "No factory with this id."
 
     def test_only_the_programme_reads_it(self, client: TestClient, session: Session) -> None:
         factory = make_factory(session)

@@ -121,7 +121,7 @@ class TestDisclosure:
             "/v1/factories/fac_01ZZZZZZZZZZZZZZZZZZZZZZZZ/compliance-summary", headers=headers
         )
         assert hidden.status_code == missing.status_code == 404
-        assert hidden.json()["detail"] == f"No factory {world['hidden'].id}."
+        assert hidden.json()["detail"] == "No factory with this id."
 
     def test_reading_needs_the_compliance_scope(
         self, client: TestClient, world: dict[str, Any]

@@ -116,4 +116,4 @@ class TestEndedSubscription:
         assert client.get("/v1/factories", headers=headers).json()["data"] == []
         detail = client.get(f"/v1/factories/{factory.id}", headers=headers)
         assert detail.status_code == 404
-        assert detail.json()["detail"] == f"No factory {factory.id}."
+        assert detail.json()["detail"] == "No factory with this id."

@@ -1,0 +1,96 @@
+"""The access log of full-disclosure reads, written in bulk off the read's path.
+
+Logging each read in its own transaction makes every full-disclosure read a writer, and writers
+take turns (on SQLite, one at a time). With `access_log_flush_seconds` above 0 the entries, each
+stamped with the time of its read, wait in a per-process buffer that a background thread inserts
+in one transaction at least that often, and once more when the app shuts down. The trade-off: an
+entry appears in the log up to that many seconds after the read, and a crash loses the entries of
+the last interval. With 0 the entry is written in the read's own transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, insert
+from sqlmodel import Session
+
+from src.models import AccessLogEntry
+from src.services.access import Principal, disclosure_values, log_full_disclosure
+
+logger = logging.getLogger(__name__)
+
+
+class AccessLog:
+    """Where full-disclosure reads are recorded: one per process, shared by every request."""
+
+    def __init__(self, engine: Engine, *, flush_seconds: float) -> None:
+        self._engine = engine
+        self._flush_seconds = flush_seconds
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(
+        self,
+        session: Session,
+        principal: Principal,
+        *,
+        factory_id: str,
+        resource: str,
+        resource_id: str,
+    ) -> None:
+        if not self._flush_seconds:
+            log_full_disclosure(
+                session,
+                principal,
+                factory_id=factory_id,
+                resource=resource,
+                resource_id=resource_id,
+            )
+            return
+        values = disclosure_values(
+            principal, factory_id=factory_id, resource=resource, resource_id=resource_id
+        )
+        if values is None:
+            return
+        with self._lock:
+            self._pending.append(values)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="access-log-flush", daemon=True
+                )
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Writes every buffered entry now, in one transaction."""
+        with self._lock:
+            rows, self._pending = self._pending, []
+        if not rows:
+            return
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(AccessLogEntry), rows)
+        except Exception:
+            with self._lock:
+                self._pending[:0] = rows
+            raise
+
+    def close(self) -> None:
+        """Stops the background thread and writes what is left."""
+        self._stopping.set()
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._flush_seconds):
+            try:
+                self.flush()
+            except Exception:
+                # The batch went back to the buffer: the next round tries it again.
+                logger.exception("writing the access log failed")
