@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+SOAK_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: install demo serve test lint format migration constraints audit bench soak
 
@@ -42,8 +43,8 @@ bench: install  ## every benchmark on SQLite and PostgreSQL (builds the referenc
 	$(BIN)/python -m bench.import_findings
 	$(BIN)/python -m bench.webhooks
 
-soak: install  ## 10 minutes of mixed reads, writes and webhook deliveries (not in CI); SOAK_ARGS="--minutes 1"
-	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+soak: install  ## 10 min of mixed reads, writes and webhook deliveries on PostgreSQL (not in CI); SOAK_ARGS="--minutes 1"
+	$(BIN)/python -m bench.soak --postgres $(SOAK_POSTGRES) $(SOAK_ARGS)
 
 audit: install  ## known vulnerabilities in the pinned dependencies (needs the PyPI JSON API)
 	$(BIN)/pip-audit --progress-spinner off -r constraints.txt --no-deps --desc on
