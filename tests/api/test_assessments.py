@@ -479,6 +479,7 @@ class TestNoQueryPerRow:
             make_assessment(session, factory, FINDINGS, cycle=cycle)
         session.commit()
         headers = bearer(client, world["reader"])
+        assert client.get("/v1/me", headers=headers).status_code == 200  # verify the token first
         counts = []
         for path in (
             f"/v1/factories/{other.id}/assessments",

@@ -386,6 +386,7 @@ class TestNoQueryPerRow:
         credentials: NewClient = make_client(session, buyer)
         session.commit()
         headers = bearer(client, credentials)
+        assert client.get("/v1/me", headers=headers).status_code == 200  # verify the token first
         counts = []
         for limit in (10, 500):
             with count_statements(engine) as statements:
