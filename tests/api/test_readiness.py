@@ -32,4 +32,3 @@ def test_behind_on_migrations_is_not_ready(tmp_path: Path) -> None:
         response = client.get("/readyz")
         assert response.status_code == 503
         assert "expected" in response.json()["detail"]
-
