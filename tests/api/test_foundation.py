@@ -26,6 +26,15 @@ class TestProblemDetails:
         assert response.headers["content-type"] == PROBLEM
         assert response.json()["type"].endswith("/method-not-allowed")
 
+    def test_malformed_json_is_a_400_problem(self, client: TestClient) -> None:
+        response = client.post(
+            "/v1/factories", content=b'{"name": ', headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["type"] == "https://weft.dev/problems/malformed-json"
+        assert response.json()["detail"].startswith("Malformed JSON")
+
     def test_oversized_body_is_a_413_problem(self, client: TestClient) -> None:
         response = client.post(
             "/oauth/token",
