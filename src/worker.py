@@ -1,5 +1,5 @@
-"""The webhook worker: fans new events out, sends due deliveries concurrently over one pooled HTTP
-client, records each attempt, and prunes events older than the retention period.
+"""The webhook worker: fans new events out, sends due deliveries concurrently over pooled HTTP
+clients, records each attempt, and prunes events older than the retention period.
 
 `weft worker` runs `Worker.run` until SIGTERM or SIGINT, then finishes the sends in flight.
 `weft serve` runs the same loop in a thread (`start_in_thread`) unless `--no-worker`. Tests and
@@ -17,19 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-import httpx
 import uvloop
 from sqlalchemy import Engine
 
 from src.config import Settings
 from src.db import transaction, utcnow
 from src.services.delivery import (
+    HttpClients,
     Outcome,
     Outgoing,
     RetryPolicy,
     claim,
     fan_out,
-    make_http_client,
     prepare,
     record,
     send,
@@ -65,12 +64,12 @@ class Worker:
     settings: Settings
     clock: Clock = utcnow
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    _client: httpx.AsyncClient | None = None
+    _clients: HttpClients | None = None
     _finished: list[Outcome] = field(default_factory=list)
     _pruned_at: dt.datetime | None = None
 
     async def __aenter__(self) -> Worker:
-        self._client = make_http_client(self.settings)
+        self._clients = HttpClients(self.settings)
         return self
 
     async def __aexit__(
@@ -79,8 +78,8 @@ class Worker:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._clients is not None:
+            await self._clients.aclose()
 
     # Database steps, each one short transaction (run in a thread).
 
@@ -113,8 +112,8 @@ class Worker:
 
     async def _dispatch(self, ids: Sequence[str], done: Callable[[Outcome], None]) -> None:
         """Sends the claimed deliveries concurrently, handing each outcome to `done`."""
-        assert self._client is not None, "use the worker as `async with Worker(...)`"
-        client = self._client
+        assert self._clients is not None, "use the worker as `async with Worker(...)`"
+        clients = self._clients
 
         def _build() -> tuple[list[Outgoing], list[Outcome]]:
             with transaction(self.engine) as session:
@@ -125,7 +124,7 @@ class Worker:
             done(outcome)
 
         async def _one(message: Outgoing) -> None:
-            done(await send(client, message, self.settings))
+            done(await send(clients.next(), message, self.settings))
 
         await asyncio.gather(*(_one(message) for message in messages))
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import itertools
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -44,6 +46,7 @@ from src.services.webhooks import (
 )
 
 FAN_OUT_BATCH = 500
+CONNECTIONS_PER_CLIENT = 2
 FAILING_LIMIT = dt.timedelta(days=5)
 MAX_RETRY_AFTER = dt.timedelta(hours=24)
 USER_AGENT = "Weft-Webhooks/1.0"
@@ -287,18 +290,37 @@ def prepare(
     return outgoing, dropped
 
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one client every send shares: pooled, no redirects, no proxies from the environment
-    (a proxy would connect to the name, not to the address that was checked)."""
+def make_http_client(settings: Settings, connections: int) -> httpx.AsyncClient:
+    """A pooled client: no redirects, no proxies from the environment (a proxy would connect to
+    the name, not to the address that was checked)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.webhook_timeout_seconds),
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(
-            max_connections=settings.webhook_concurrency,
-            max_keepalive_connections=settings.webhook_concurrency,
-        ),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
+
+
+class HttpClients:
+    """The worker's senders: `webhook_concurrency` connections spread over small clients.
+
+    Before each request httpcore checks every connection of its pool (a readability syscall
+    each), so one large pool costs more per request the larger it is: measured against a local
+    receiver, one client of 64 connections sent 365 requests/s, eight clients of eight 1,030/s,
+    32 clients of two 1,560/s."""
+
+    def __init__(self, settings: Settings) -> None:
+        count = math.ceil(settings.webhook_concurrency / CONNECTIONS_PER_CLIENT)
+        connections = math.ceil(settings.webhook_concurrency / count)
+        self._clients = [make_http_client(settings, connections) for _ in range(count)]
+        self._turn = itertools.cycle(self._clients)
+
+    def next(self) -> httpx.AsyncClient:
+        return next(self._turn)
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
 
 
 def _retry_after(value: str | None) -> dt.timedelta | None:
@@ -478,7 +500,7 @@ def record(
 
 
 async def deliver_alone(message: Outgoing, settings: Settings) -> Outcome:
-    async with make_http_client(settings) as client:
+    async with make_http_client(settings, connections=1) as client:
         return await send(client, message, settings)
 
 
