@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_
+from sqlalchemy import Engine, and_, false, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -38,7 +38,7 @@ from src.services.access import (
     Principal,
     active_on,
     consent_granted,
-    factory_visible,
+    subscription_active,
     supply_chain_readable,
 )
 from src.services.catalogue import current_version
@@ -49,30 +49,38 @@ OPEN = (RemediationStatus.open, RemediationStatus.in_progress)
 CSV_BATCH = 1000
 
 
-def _require_chain(session: Session, principal: Principal, chain_id: str) -> SupplyChain:
-    chain = session.exec(
-        select(SupplyChain).where(col(SupplyChain.id) == chain_id, supply_chain_readable(principal))
+def _require_chain(session: Session, principal: Principal, chain_id: str) -> bool:
+    """Raises NotFound unless the caller may read the chain; answers whether the chain's owner
+    is subscribed today, without which none of its factories is visible."""
+    row = session.execute(
+        sa_select(subscription_active(col(SupplyChain.org_id), utcnow().date())).where(
+            col(SupplyChain.id) == chain_id, supply_chain_readable(principal)
+        )
     ).first()
-    if chain is None:
+    if row is None:
         raise NotFound(f"No supply chain {chain_id}.")
-    return chain
+    return bool(row[0])
 
 
-def _chain_factories(principal: Principal, chain_id: str) -> Any:
-    """Conditions selecting the factories actively linked in the chain that the caller sees."""
+def _chain_factories(principal: Principal, chain_id: str, subscribed: bool) -> Any:
+    """Conditions selecting the factories actively linked in the chain that the caller sees.
+
+    A readable chain with a subscribed owner shows every factory it actively links (that is
+    what `factory_visible` asks of some link), so the check runs once for the chain instead of
+    once per factory; an admin sees every link."""
     return and_(
         col(SupplyChainLink.supply_chain_id) == chain_id,
         col(SupplyChainLink.factory_id) == col(Factory.id),
         active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, utcnow().date()),  # type: ignore[arg-type]
-        factory_visible(principal),
+        true() if subscribed or principal.is_admin else false(),
     )
 
 
 def supply_chain_compliance(
     session: Session, *, principal: Principal, supply_chain_id: str
 ) -> SupplyChainCompliance:
-    _require_chain(session, principal, supply_chain_id)
-    in_chain = _chain_factories(principal, supply_chain_id)
+    subscribed = _require_chain(session, principal, supply_chain_id)
+    in_chain = _chain_factories(principal, supply_chain_id, subscribed)
     rows = session.exec(
         select(
             col(Factory.id),
@@ -171,8 +179,15 @@ def _open_critical_issues(
         .join(SupplyChainLink, in_chain)
         .join(Question, col(Question.id) == col(RemediationItem.question_id))
         .join(Assessment, col(Assessment.id) == col(RemediationItem.assessment_id))
-        # issues of the summarised assessment only, as in each factory's own summary
-        .join(ComplianceSummary, col(ComplianceSummary.assessment_id) == col(Assessment.id))
+        # issues of the summarised assessment only, as in each factory's own summary (joined
+        # on the indexed factory_id)
+        .join(
+            ComplianceSummary,
+            and_(
+                col(ComplianceSummary.factory_id) == col(Factory.id),
+                col(ComplianceSummary.assessment_id) == col(Assessment.id),
+            ),
+        )
         .where(
             col(Question.critical).is_(True),
             col(RemediationItem.status).in_(OPEN),
@@ -200,9 +215,9 @@ def export_supply_chain_csv(
 ) -> Iterator[str]:
     """The chain's factories with their summary figures, one CSV row each, read in batches."""
     with Session(engine) as session:
-        _require_chain(session, principal, supply_chain_id)
+        subscribed = _require_chain(session, principal, supply_chain_id)
         clusters = list(_cluster_names(session))
-        in_chain = _chain_factories(principal, supply_chain_id)
+        in_chain = _chain_factories(principal, supply_chain_id, subscribed)
         yield _csv_line([
             "factory_id", "name", "country", "supplier_code", "risk_band", "previous_risk_band",
             "open_critical_issues", "cycle", *[f"non_compliance_{code}" for code in clusters],

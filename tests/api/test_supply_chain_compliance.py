@@ -19,6 +19,8 @@ from src.models import (
     Finding,
     Question,
     RemediationItem,
+    Subscription,
+    SupplyChainLink,
 )
 from tests.api.test_factories import count_statements
 from tests.builders import (
@@ -229,6 +231,47 @@ class TestAggregate:
                 Question.__table__.update().where(Question.code == private).values(critical=False)
             )
             session.commit()
+
+    def test_an_ended_link_leaves_the_aggregate(
+        self, client: TestClient, session: Session, chain_world: dict[str, object]
+    ) -> None:
+        chain = chain_world["chain"]
+        alpha = chain_world["factories"][0]
+        session.execute(
+            SupplyChainLink.__table__.update()
+            .where(SupplyChainLink.factory_id == alpha.id)
+            .values(ends_on=dt.date.today() - dt.timedelta(days=1))
+        )
+        session.commit()
+        body = client.get(
+            f"/v1/supply-chains/{chain.id}/compliance", headers=bearer(client, chain_world["buyer"])
+        ).json()
+        assert body["factories"] == 3
+        assert body["risk_bands"]["critical"] == 0
+        assert body["open_critical_issues"] == []
+
+    def test_a_lapsed_subscription_shows_no_factory(
+        self, client: TestClient, session: Session, chain_world: dict[str, object]
+    ) -> None:
+        chain = chain_world["chain"]
+        session.execute(
+            Subscription.__table__.update()
+            .where(Subscription.org_id == chain_world["buyer_org"].id)
+            .values(ends_on=dt.date.today() - dt.timedelta(days=1))
+        )
+        session.commit()
+        headers = bearer(client, chain_world["buyer"])
+        body = client.get(f"/v1/supply-chains/{chain.id}/compliance", headers=headers).json()
+        assert body["factories"] == 0
+        assert body["open_critical_issues"] == []
+        assert all(cluster["asked"] == 0 for cluster in body["clusters"])
+        exported = client.get(
+            f"/v1/supply-chains/{chain.id}/compliance", headers=headers | {"Accept": "text/csv"}
+        )
+        assert exported.text.count("\n") == 1  # the header only
+        admin = bearer(client, chain_world["admin"])
+        seen_by_admin = client.get(f"/v1/supply-chains/{chain.id}/compliance", headers=admin)
+        assert seen_by_admin.json()["factories"] == 4
 
 
 class TestCsv:
