@@ -25,7 +25,6 @@ from src.models import (
     SupplyChain,
     SupplyChainLink,
 )
-from src.models.assessments import RemediationStatus
 from src.models.compliance_summaries import RiskBand
 from src.models.supply_chain_compliance import (
     ClusterRate,
@@ -42,10 +41,10 @@ from src.services.access import (
     supply_chain_readable,
 )
 from src.services.catalogue import current_version
+from src.services.compliance_summaries import UNRESOLVED
 from src.services.errors import NotFound
 
 BAND_ORDER = {RiskBand.low: 0, RiskBand.medium: 1, RiskBand.high: 2, RiskBand.critical: 3}
-OPEN = (RemediationStatus.open, RemediationStatus.in_progress)
 CSV_BATCH = 1000
 
 
@@ -62,25 +61,28 @@ def _require_chain(session: Session, principal: Principal, chain_id: str) -> boo
     return bool(row[0])
 
 
-def _chain_factories(principal: Principal, chain_id: str, subscribed: bool) -> Any:
-    """Conditions selecting the factories actively linked in the chain that the caller sees.
+def _chain_links(principal: Principal, chain_id: str, subscribed: bool) -> Any:
+    """Conditions selecting the chain's active links to factories the caller sees.
 
     A readable chain with a subscribed owner shows every factory it actively links (that is
     what `factory_visible` asks of some link), so the check runs once for the chain instead of
     once per factory; an admin sees every link."""
     return and_(
         col(SupplyChainLink.supply_chain_id) == chain_id,
-        col(SupplyChainLink.factory_id) == col(Factory.id),
         active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, utcnow().date()),  # type: ignore[arg-type]
         true() if subscribed or principal.is_admin else false(),
     )
+
+
+def _linked(factory_id: Any, links: Any) -> Any:
+    return and_(col(SupplyChainLink.factory_id) == factory_id, links)
 
 
 def supply_chain_compliance(
     session: Session, *, principal: Principal, supply_chain_id: str
 ) -> SupplyChainCompliance:
     subscribed = _require_chain(session, principal, supply_chain_id)
-    in_chain = _chain_factories(principal, supply_chain_id, subscribed)
+    links = _chain_links(principal, supply_chain_id, subscribed)
     rows = session.exec(
         select(
             col(Factory.id),
@@ -89,13 +91,15 @@ def supply_chain_compliance(
             col(ComplianceSummary.previous_risk_band),
         )
         .select_from(Factory)
-        .join(SupplyChainLink, in_chain)
+        .join(SupplyChainLink, _linked(col(Factory.id), links))
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
         .order_by(col(Factory.id))
     ).all()
     bands = RiskBandCounts()
     worsened = []
+    names = {}
     for factory_id, name, band, previous in rows:
+        names[factory_id] = name
         key = band or "unassessed"
         setattr(bands, key, getattr(bands, key) + 1)
         if band and previous and BAND_ORDER[RiskBand(band)] > BAND_ORDER[RiskBand(previous)]:
@@ -111,8 +115,8 @@ def supply_chain_compliance(
         supply_chain_id=supply_chain_id,
         factories=len(rows),
         risk_bands=bands,
-        clusters=_cluster_rates(session, in_chain),
-        open_critical_issues=_open_critical_issues(session, principal, in_chain),
+        clusters=_cluster_rates(session, links),
+        open_critical_issues=_open_critical_issues(session, principal, links, names),
         worsened=worsened,
     )
 
@@ -129,7 +133,7 @@ def _cluster_names(session: Session) -> dict[str, str]:
     return {cluster.code: cluster.name for cluster in clusters}
 
 
-def _cluster_rates(session: Session, in_chain: Any) -> list[ClusterRate]:
+def _cluster_rates(session: Session, links: Any) -> list[ClusterRate]:
     totals = {
         code: (int(asked), int(non_compliant))
         for code, asked, non_compliant in session.exec(
@@ -138,8 +142,7 @@ def _cluster_rates(session: Session, in_chain: Any) -> list[ClusterRate]:
                 func.sum(ClusterCount.asked),
                 func.sum(ClusterCount.non_compliant),
             )
-            .join(Factory, col(Factory.id) == col(ClusterCount.factory_id))
-            .join(SupplyChainLink, in_chain)
+            .join(SupplyChainLink, _linked(col(ClusterCount.factory_id), links))
             .group_by(col(ClusterCount.cluster_code))
         ).all()
     }
@@ -161,52 +164,53 @@ def _cluster_rates(session: Session, in_chain: Any) -> list[ClusterRate]:
 
 
 def _open_critical_issues(
-    session: Session, principal: Principal, in_chain: Any
+    session: Session, principal: Principal, links: Any, names: dict[str, str]
 ) -> list[CriticalIssue]:
+    """The open remediation items on critical questions of each factory's summarised assessment
+    (as in its own summary); `names` are the chain's factories by id, read already."""
     today = utcnow().date()
+    factory_id: Any = col(RemediationItem.factory_id)
     rows = session.execute(
         sa_select(
             col(RemediationItem.id),
-            col(Factory.id),
-            col(Factory.name),
+            factory_id,
             col(Question.code),
             col(Question.text),
             col(RemediationItem.status),
             col(Assessment.visit_end),
         )
         .select_from(RemediationItem)
-        .join(Factory, col(Factory.id) == col(RemediationItem.factory_id))
-        .join(SupplyChainLink, in_chain)
-        .join(Question, col(Question.id) == col(RemediationItem.question_id))
-        .join(Assessment, col(Assessment.id) == col(RemediationItem.assessment_id))
-        # issues of the summarised assessment only, as in each factory's own summary (joined
-        # on the indexed factory_id)
+        .join(SupplyChainLink, _linked(factory_id, links))
         .join(
             ComplianceSummary,
             and_(
-                col(ComplianceSummary.factory_id) == col(Factory.id),
-                col(ComplianceSummary.assessment_id) == col(Assessment.id),
+                col(ComplianceSummary.factory_id) == factory_id,
+                col(ComplianceSummary.assessment_id) == col(RemediationItem.assessment_id),
             ),
         )
+        .join(Question, col(Question.id) == col(RemediationItem.question_id))
+        .join(Assessment, col(Assessment.id) == col(RemediationItem.assessment_id))
         .where(
+            # the stored count lets factories without an open critical issue be skipped whole
+            col(ComplianceSummary.open_critical_count) > 0,
             col(Question.critical).is_(True),
-            col(RemediationItem.status).in_(OPEN),
-            or_(col(Question.public).is_(True), consent_granted(principal)),
+            col(RemediationItem.status).in_(UNRESOLVED),
+            or_(col(Question.public).is_(True), consent_granted(principal, factory_id)),
         )
         .order_by(col(Assessment.visit_end), col(RemediationItem.id))
     ).all()
     return [
         CriticalIssue(
             remediation_item_id=item_id,
-            factory_id=factory_id,
-            factory_name=name,
+            factory_id=item_factory_id,
+            factory_name=names[item_factory_id],
             question=code,
             text=text,
             status=status,
             opened_on=opened,
             age_days=(today - opened).days,
         )
-        for item_id, factory_id, name, code, text, status, opened in rows
+        for item_id, item_factory_id, code, text, status, opened in rows
     ]
 
 
@@ -217,7 +221,7 @@ def export_supply_chain_csv(
     with Session(engine) as session:
         subscribed = _require_chain(session, principal, supply_chain_id)
         clusters = list(_cluster_names(session))
-        in_chain = _chain_factories(principal, supply_chain_id, subscribed)
+        links = _chain_links(principal, supply_chain_id, subscribed)
         yield _csv_line([
             "factory_id", "name", "country", "supplier_code", "risk_band", "previous_risk_band",
             "open_critical_issues", "cycle", *[f"non_compliance_{code}" for code in clusters],
@@ -236,7 +240,7 @@ def export_supply_chain_csv(
                 )
                 .add_columns(col(ComplianceSummary.cycle))
                 .select_from(Factory)
-                .join(SupplyChainLink, in_chain)
+                .join(SupplyChainLink, _linked(col(Factory.id), links))
                 .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
                 .where(col(Factory.id) > after)
                 .order_by(col(Factory.id))

@@ -106,6 +106,11 @@ def seed_synthetic(
         on_batch(dataset.factories)
     with transaction(engine) as session:
         _resync_sequence(session)
+    # The planner's statistics, which a bulk load leaves behind (without them PostgreSQL chose a
+    # plan for the factory page that sorted every visible factory: 25 ms instead of 1 ms).
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
     return dataset
 
 
