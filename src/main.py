@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cachetools import LRUCache
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -48,6 +49,9 @@ subscribed to the programme, with token-scoped access per supply chain and signe
 Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the token as
 `Authorization: Bearer ...`. Errors are RFC 9457 `application/problem+json`.
 """
+
+# Tokens whose principal `get_principal_checked_by_route` may reuse (a few MB at most).
+RESOLVED_PRINCIPALS = 4096
 
 # Starlette tries routes in order, so the buyers' hottest reads come first.
 ROUTERS = [
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine or engine_for(settings.database_url)
     app.state.token_verifier = TokenVerifier(app.state.engine, settings)
+    app.state.resolved_principals = LRUCache(maxsize=RESOLVED_PRINCIPALS)
     app.state.access_log = AccessLog(
         app.state.engine, flush_seconds=settings.access_log_flush_seconds
     )

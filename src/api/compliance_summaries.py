@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from src.api.assessments import NOT_VISIBLE
-from src.api.deps import ComplianceReader, SessionDep
+from src.api.deps import SessionDep, SummaryReader
 from src.models.compliance_summaries import ComplianceSummaryRead
 from src.services import compliance_summaries as service
 
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["compliance"])
     },
 )
 async def get_compliance_summary(
-    request: Request, session: SessionDep, principal: ComplianceReader, factory_id: str
+    request: Request, session: SessionDep, principal: SummaryReader, factory_id: str
 ) -> Response:
     # In the event loop: one indexed query returning stored bytes costs less than a thread hop.
     body = service.summary_body(

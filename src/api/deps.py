@@ -103,6 +103,20 @@ oauth2_scheme = OAuth2(
 )
 
 
+def _bearer_token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send an access token as `Authorization: Bearer <token>`.")
+    return token.strip()
+
+
+def _authorised(request: Request, principal: Principal, scopes: SecurityScopes) -> Principal:
+    request.scope.setdefault("state", {})["client_id"] = principal.client_id
+    for scope in scopes.scopes:
+        principal.require(scope)
+    return principal
+
+
 async def get_principal(
     request: Request,
     security_scopes: SecurityScopes,
@@ -112,20 +126,39 @@ async def get_principal(
     """The verified caller; 401 without a valid token, 403 without every scope the route names.
     Runs in the event loop: a cached claim lookup and one indexed query cost less than a hop to
     the threadpool."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("Send an access token as `Authorization: Bearer <token>`.")
+    token = _bearer_token(authorization)
     verifier: TokenVerifier = request.app.state.token_verifier
-    principal = resolve_principal(session, verifier.verify(token.strip()))
-    request.scope.setdefault("state", {})["client_id"] = principal.client_id
-    for scope in security_scopes.scopes:
-        principal.require(scope)
-    return principal
+    principal = resolve_principal(session, verifier.verify(token))
+    request.app.state.resolved_principals[token] = principal
+    return _authorised(request, principal, security_scopes)
+
+
+async def get_principal_checked_by_route(
+    request: Request,
+    security_scopes: SecurityScopes,
+    session: SessionDep,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """As `get_principal`, for a route whose one statement checks the client's revocation
+    itself (the compliance summary): a token resolved before skips the client query. Its
+    signature and expiry are still checked on every request."""
+    token = _bearer_token(authorization)
+    verifier: TokenVerifier = request.app.state.token_verifier
+    claims = verifier.verify(token)
+    principal = request.app.state.resolved_principals.get(token)
+    if principal is None:
+        principal = resolve_principal(session, claims)
+        request.app.state.resolved_principals[token] = principal
+    return _authorised(request, principal, security_scopes)
 
 
 PrincipalDep = Annotated[Principal, Security(get_principal)]
 FactoriesReader = Annotated[Principal, Security(get_principal, scopes=["factories:read"])]
 ComplianceReader = Annotated[Principal, Security(get_principal, scopes=["compliance:read"])]
+# Only for routes whose statement checks revocation (see `get_principal_checked_by_route`).
+SummaryReader = Annotated[
+    Principal, Security(get_principal_checked_by_route, scopes=["compliance:read"])
+]
 ScorecardsReader = Annotated[Principal, Security(get_principal, scopes=["scorecards:read"])]
 SupplyChainWriter = Annotated[Principal, Security(get_principal, scopes=["supply-chains:write"])]
 WebhookManager = Annotated[Principal, Security(get_principal, scopes=["webhooks:manage"])]

@@ -72,7 +72,7 @@ def resolve_principal(session: Session, claims: AccessClaims) -> Principal:
     client's own: a token whose `org` claim names another is refused, never trusted."""
     row = session.connection().execute(_CLIENT_ROW, {"client_id": claims.client_id}).first()
     if row is None or row[0] is not None:
-        raise Unauthenticated("The client behind this token has been revoked.")
+        raise client_revoked()
     _, org_id, kind = row
     if org_id != claims.org_id:
         raise Unauthenticated("The access token names another organization than its client's.")
@@ -83,6 +83,10 @@ def resolve_principal(session: Session, claims: AccessClaims) -> Principal:
         scopes=claims.scopes,
         supply_chain_ids=claims.supply_chain_ids,
     )
+
+
+def client_revoked() -> Unauthenticated:
+    return Unauthenticated("The client behind this token has been revoked.")
 
 
 def active_on(

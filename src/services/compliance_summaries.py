@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, case, delete, insert
+from sqlalchemy import String, and_, bindparam, delete, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
-from src.models import Assessment, ClusterCount, ComplianceSummary, Factory, Finding
+from src.models import Assessment, Client, ClusterCount, ComplianceSummary, Factory, Finding
 from src.models.assessments import AssessmentStatus, RemediationItem, RemediationStatus
 from src.models.compliance_summaries import (
     ClusterNonCompliance,
@@ -50,6 +50,7 @@ from src.models.compliance_summaries import (
 from src.services.access import (
     Principal,
     Visibility,
+    client_revoked,
     consent_granted_bound,
     factory_visible_bound,
     not_found_factory,
@@ -425,21 +426,27 @@ def _store_cluster_counts(session: Session, factory_id: str, figures: _Figures |
 
 
 @cache
-def _summary_statement(shape: Visibility) -> Select[Any]:
-    """Visibility, consent and the stored answer to serve, in one statement built once per shape."""
+def _summary_statement(shape: Visibility) -> Any:
+    """The caller's client, visibility, consent and the stored answer to serve, in one statement
+    built once per shape: a row for the client, with the factory's columns null where it is
+    missing or hidden."""
     factory_id = bindparam("factory_id", type_=String)
     consented = consent_granted_bound(shape, factory_id)
     return (
         sa_select(
+            col(Client.revoked_at),
             col(Factory.updated_at),
             consented,
-            case(
-                (consented, col(ComplianceSummary.full_json)),
-                else_=col(ComplianceSummary.public_json),
-            ),
+            col(ComplianceSummary.full_json),
+            col(ComplianceSummary.public_json),
+        )
+        .select_from(Client)
+        .outerjoin(
+            Factory,
+            and_(col(Factory.id) == factory_id, factory_visible_bound(shape, col(Factory.id))),
         )
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-        .where(col(Factory.id) == factory_id, factory_visible_bound(shape, col(Factory.id)))
+        .where(col(Client.id) == bindparam("client_id", type_=String))
     )
 
 
@@ -447,18 +454,23 @@ def summary_body(
     session: Session, *, principal: Principal, factory_id: str, access_log: AccessLog
 ) -> bytes:
     """The stored answer for the caller: full with consent (a logged disclosure), public without.
-    One query decides visibility, consent and which encoding to read."""
+    One query checks the caller's client is not revoked and decides visibility, consent and
+    which encoding to read, so the route may skip `resolve_principal`'s own query."""
     row = (
         session.connection()
         .execute(
             _summary_statement(visibility_of(principal)),
-            visibility_params(principal) | {"factory_id": factory_id},
+            visibility_params(principal)
+            | {"factory_id": factory_id, "client_id": principal.client_id},
         )
         .first()
     )
-    if row is None:
+    if row is None or row[0] is not None:
+        raise client_revoked()
+    _, factory_updated_at, full, full_body, public_body = row
+    body = full_body if full else public_body
+    if factory_updated_at is None:
         raise not_found_factory()
-    factory_updated_at, full, body = row
     if full:
         access_log.record(
             session,

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from src.db import utcnow
-from src.models import ComplianceSummary, Consent
+from src.models import Client, ComplianceSummary, Consent
 from src.models.compliance_summaries import ComplianceSummaryRead
 from tests.api.test_assessments import access_log
+from tests.api.test_factories import count_statements
 from tests.builders import (
     bearer,
     grant_consent,
@@ -104,6 +106,22 @@ class TestDisclosure:
         consent.revoked_at = utcnow()
         session.commit()
         assert client.get(url(world["factory"]), headers=headers).json()["disclosure"] == "public"
+
+    def test_a_revoked_client_is_refused_at_once_by_its_one_statement(
+        self, client: TestClient, session: Session, engine: Engine, world: dict[str, Any]
+    ) -> None:
+        headers = bearer(client, world["reader"])
+        assert client.get(url(world["factory"]), headers=headers).status_code == 200
+        with count_statements(engine) as statements:
+            assert client.get(url(world["factory"]), headers=headers).status_code == 200
+        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+        revoked = session.get(Client, world["reader"].client.id)
+        revoked.revoked_at = utcnow()
+        session.commit()
+        for target in (world["factory"], world["hidden"]):
+            refused = client.get(url(target), headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["detail"] == "The client behind this token has been revoked."
 
     def test_the_programme_reads_the_full_summary_without_a_log_entry(
         self, client: TestClient, session: Session, world: dict[str, Any]
