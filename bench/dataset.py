@@ -1,5 +1,6 @@
-"""The reference dataset (10,000 factories × 5 cycles × ~100 findings), built once and cached:
-a SQLite file under var/bench/, and a `weft_bench` database on the local PostgreSQL."""
+"""Databases for the benchmarks. The reference dataset (10,000 factories × 5 cycles × ~100
+findings), built once and cached: a SQLite file under var/bench/, and a `weft_bench` database on
+the local PostgreSQL; and scratch databases that live for one run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
@@ -73,3 +78,24 @@ def ensure(url: str) -> Path:
 def load_clients(path: Path) -> list[dict[str, object]]:
     clients: list[dict[str, object]] = json.loads(path.read_text())
     return clients
+
+
+@contextmanager
+def scratch_database(postgres: str | None) -> Iterator[str]:
+    """A fresh database for one run, dropped after it: a SQLite file, or with `postgres` (a server
+    URL) a new database on that server."""
+    if postgres is None:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{Path(directory) / 'bench.db'}"
+        return
+    server = make_url(postgres).set(drivername="postgresql+psycopg")
+    name = f"weft_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -16,18 +16,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import create_engine, func, make_url, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
+from bench.dataset import scratch_database
 from src.config import PROJECT_ROOT, Settings
 from src.db import make_engine, transaction
 from src.models import Factory, Finding, Question
@@ -126,29 +124,6 @@ def stored_findings(url: str) -> int:
     return found
 
 
-@contextmanager
-def sqlite_database(workdir: Path) -> Iterator[str]:
-    path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
-    yield f"sqlite:///{path}"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-@contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    server = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"weft_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def child(arguments: list[str], env: dict[str, str] | None = None) -> tuple[str, Usage]:
     """Runs a child to its end: its stdout, and what it alone used."""
     process = subprocess.Popen(
@@ -215,10 +190,6 @@ def reachable(server_url: str) -> bool:
         engine.dispose()
 
 
-def fresh_database(server_url: str | None, workdir: Path) -> AbstractContextManager[str]:
-    return sqlite_database(workdir) if server_url is None else postgres_database(server_url)
-
-
 def bench(label: str, server_url: str | None, sizes: list[int], workdir: Path, repeat: int) -> None:
     """Each size through the service, the largest also through the CLI; a fresh database each
     time. The service import runs `repeat` times: the fastest is printed, with the slowest."""
@@ -228,7 +199,7 @@ def bench(label: str, server_url: str | None, sizes: list[int], workdir: Path, r
         for path_name in ["service", "cli"] if size == max(sizes) else ["service"]:
             runs = []
             for _ in range(repeat if path_name == "service" else 1):
-                with fresh_database(server_url, workdir) as url:
+                with scratch_database(server_url) as url:
                     prepare(url, assessments)
                     if not file.exists():
                         write_file(file, assessments, question_codes(url))

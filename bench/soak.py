@@ -34,8 +34,9 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bench.dataset import scratch_database
 from bench.load import uvicorn_server
-from bench.webhooks import receiver, scratch_database
+from bench.webhooks import receiver
 from src.config import PROJECT_ROOT
 from src.db import make_engine
 from src.models import Delivery

@@ -13,21 +13,19 @@ import asyncio
 import multiprocessing
 import socket
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import uvicorn
 import uvloop
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, func, make_url, text
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 from starlette.types import Receive, Scope, Send
 
+from bench.dataset import scratch_database
 from bench.load import free_port
 from src.config import PROJECT_ROOT, Settings
 from src.db import make_engine, transaction, utcnow
@@ -77,25 +75,6 @@ def receiver() -> Iterator[str]:
     finally:
         process.terminate()
         process.join()
-
-
-@contextmanager
-def scratch_database(postgres: str | None) -> Iterator[str]:
-    if postgres is None:
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    server = make_url(postgres).set(drivername="postgresql+psycopg")
-    name = f"weft_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def migrate(url: str) -> None:
