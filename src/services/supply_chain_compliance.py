@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,14 +96,13 @@ def supply_chain_compliance(
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
         .order_by(col(Factory.id))
     ).all()
-    bands = RiskBandCounts()
+    # Bands stay the stored strings (RiskBand is a StrEnum, so they key BAND_ORDER as they are).
+    bands = Counter(band or "unassessed" for _, _, band, _ in rows)
     worsened = []
     names = {}
     for factory_id, name, band, previous in rows:
         names[factory_id] = name
-        key = band or "unassessed"
-        setattr(bands, key, getattr(bands, key) + 1)
-        if band and previous and BAND_ORDER[RiskBand(band)] > BAND_ORDER[RiskBand(previous)]:
+        if band and previous and BAND_ORDER[band] > BAND_ORDER[previous]:
             worsened.append(
                 WorsenedFactory(
                     factory_id=factory_id,
@@ -114,7 +114,7 @@ def supply_chain_compliance(
     return SupplyChainCompliance(
         supply_chain_id=supply_chain_id,
         factories=len(rows),
-        risk_bands=bands,
+        risk_bands=RiskBandCounts(**bands),
         clusters=_cluster_rates(session, links),
         open_critical_issues=_open_critical_issues(session, principal, links, names),
         worsened=worsened,
