@@ -22,6 +22,8 @@ from src.models import (
     Subscription,
     SupplyChainLink,
 )
+from src.services.supply_chain_compliance import _chain_links, _open_critical_issues
+from tests.api.test_access_log import principal_of
 from tests.api.test_factories import count_statements
 from tests.builders import (
     bearer,
@@ -272,6 +274,20 @@ class TestAggregate:
         admin = bearer(client, chain_world["admin"])
         seen_by_admin = client.get(f"/v1/supply-chains/{chain.id}/compliance", headers=admin)
         assert seen_by_admin.json()["factories"] == 4
+
+    def test_an_issue_of_a_factory_linked_after_the_chain_was_read_waits_for_the_next_read(
+        self, session: Session, chain_world: dict[str, object]
+    ) -> None:
+        # PostgreSQL runs each statement on its own snapshot: the critical-issues query may see a
+        # link that the factories query before it did not.
+        principal = principal_of(chain_world["buyer"])
+        links = _chain_links(principal, chain_world["chain"].id, subscribed=True)
+        alpha = chain_world["factories"][0]
+        everyone = {factory.id: factory.name for factory in chain_world["factories"]}
+        seen = _open_critical_issues(session, principal, links, everyone)
+        assert [issue.factory_id for issue in seen] == [alpha.id]
+        without_alpha = {key: name for key, name in everyone.items() if key != alpha.id}
+        assert _open_critical_issues(session, principal, links, without_alpha) == []
 
 
 class TestCsv:
