@@ -17,7 +17,7 @@ from starlette.datastructures import State
 
 from src.config import Settings
 from src.services.access import Principal, resolve_principal
-from src.services.errors import Unauthenticated
+from src.services.errors import TokenMissing
 from src.services.tokens import TokenVerifier
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -106,7 +106,7 @@ oauth2_scheme = OAuth2(
 def _bearer_token(authorization: str | None) -> str:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Send an access token as `Authorization: Bearer <token>`.")
+        raise TokenMissing("Send an access token as `Authorization: Bearer <token>`.")
     return token.strip()
 
 

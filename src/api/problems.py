@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from src.services.errors import DomainError
+from src.services.errors import DomainError, TokenMissing
 
 logger = logging.getLogger("weft.http")
 
@@ -77,7 +77,9 @@ _HTTP_SLUGS = {
 def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     headers = None
-    if exc.status == 401:
+    if isinstance(exc, TokenMissing):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif exc.status == 401:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     elif exc.slug == "insufficient-scope":
         headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}

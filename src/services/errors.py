@@ -82,3 +82,7 @@ class Unauthenticated(DomainError):
     status = 401
     slug = "invalid-token"
     title = "Missing or invalid access token"
+
+
+class TokenMissing(Unauthenticated):
+    """No bearer token at all, so the challenge names no error (RFC 6750 §3.1)."""

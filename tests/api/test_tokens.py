@@ -188,14 +188,19 @@ class TestForgedTokens:
             "The access token names another organization than its client's."
         )
 
-    def test_a_missing_token_is_refused(self, client: TestClient) -> None:
+    def test_a_missing_token_is_refused_with_a_challenge_naming_no_error(
+        self, client: TestClient
+    ) -> None:
         response = client.get("/v1/me")
         assert response.status_code == 401
-        assert response.headers["www-authenticate"] == INVALID_TOKEN
+        # RFC 6750 §3.1: no error code when the request carried no credentials
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["type"] == "https://weft.dev/problems/invalid-token"
 
     def test_another_scheme_is_refused(self, client: TestClient, forge: Forge) -> None:
         response = client.get("/v1/me", headers={"Authorization": f"Basic {forge.token()}"})
         assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
 
 
 class TestRevocation:
