@@ -129,7 +129,6 @@ async def get_principal(
     token = _bearer_token(authorization)
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = resolve_principal(session, verifier.verify(token))
-    request.app.state.resolved_principals[token] = principal
     return _authorised(request, principal, security_scopes)
 
 
@@ -140,8 +139,8 @@ async def get_principal_checked_by_route(
     authorization: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     """As `get_principal`, for a route whose one statement checks the client's revocation
-    itself (the compliance summary): a token resolved before skips the client query. Its
-    signature and expiry are still checked on every request."""
+    itself (the compliance summary): a token this dependency resolved before skips the client
+    query. Its signature and expiry are still checked on every request."""
     token = _bearer_token(authorization)
     verifier: TokenVerifier = request.app.state.token_verifier
     claims = verifier.verify(token)
