@@ -60,9 +60,11 @@ class Finding(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     assessment_id: str = fk("assessments.id", index=False)
-    # No index of its own: nothing looks findings up by question, and catalogue questions are
-    # never deleted; each index costs every imported finding (about a fifth of a COPY's time).
-    question_id: int = Field(foreign_key="questions.id")
+    # Neither an index nor a foreign key: every write checks the question against the
+    # assessment's own catalogue version (stricter than a key on questions.id), catalogue
+    # questions are never deleted, and PostgreSQL checks such a key with a scan of the small
+    # questions table per row, half of a findings import's time (docs/benchmarks.md).
+    question_id: int
     compliant: bool
     note: str | None = Field(default=None, sa_type=Text)
 
