@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
@@ -87,6 +88,17 @@ def make_engine(url: str) -> Engine:
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     return make_engine(url)
+
+
+def flush_refused(session: Session) -> str | None:
+    """Flushes; when a unique index refuses a row (another request wrote the same first),
+    answers the database's message, which names the index or its columns. The transaction is
+    then over: raise at once, reading nothing more from the session (its objects are expired)."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        return str(exc.orig)
+    return None
 
 
 @contextmanager

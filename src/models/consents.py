@@ -6,15 +6,24 @@ import datetime as dt
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from src.models.base import created_at_field, fk, id_field, timestamp_field
 
+ACTIVE = text("revoked_at IS NULL")
+
 
 class Consent(SQLModel, table=True):
     __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_factory_id_org_id", "factory_id", "org_id"),)
+    __table_args__ = (
+        Index("ix_consents_factory_id_org_id", "factory_id", "org_id"),
+        # At most one active consent per factory and buyer, even when two grants race.
+        Index(
+            "uq_consents_active", "factory_id", "org_id", unique=True,
+            sqlite_where=ACTIVE, postgresql_where=ACTIVE,
+        ),
+    )  # fmt: skip
 
     id: str = id_field("cns")
     factory_id: str = fk("factories.id", index=False)

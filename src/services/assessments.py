@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import case, func, insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from src.db import utcnow
+from src.db import flush_refused, utcnow
 from src.ids import new_id
 from src.models import Assessment, Factory, Finding, Question, RemediationItem
 from src.models.assessments import (
@@ -108,14 +107,11 @@ def create_assessment(
         visit_end=data.visit_end,
     )
     session.add(assessment)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
+    if flush_refused(session) is not None:
         raise Conflict(
             f"Factory {data.factory_id} already has a {data.kind} of cycle {data.cycle} "
             f"visited from {data.visit_start}."
-        ) from None
+        )
     session.execute(
         insert(Finding),
         [

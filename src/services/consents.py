@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from src.db import utcnow
+from src.db import flush_refused, utcnow
 from src.models import AccessLogEntry, Consent, Factory, Organization
 from src.models.base import row_values
 from src.models.consents import AccessLogEntryRead, ConsentCreate, ConsentRead
@@ -41,7 +41,8 @@ def grant_consent(session: Session, *, data: ConsentCreate) -> ConsentRead:
         raise Conflict(f"Factory {data.factory_id} already consents to {data.org_id} ({active}).")
     consent = Consent(factory_id=data.factory_id, org_id=data.org_id)
     session.add(consent)
-    session.flush()
+    if flush_refused(session) is not None:  # granted by another request meanwhile
+        raise Conflict(f"Factory {data.factory_id} already consents to {data.org_id}.")
     emit(
         session,
         EventType.consent_granted,

@@ -13,10 +13,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Integer, and_, bindparam, exists, func, or_
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from src.db import utcnow
+from src.db import flush_refused, utcnow
 from src.models import ComplianceSummary, Factory, SupplyChain, SupplyChainLink
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import (
@@ -345,11 +344,7 @@ def emit_factory_updated(session: Session, factory: Factory, changed: list[str])
 
 
 def _flush_unique(session: Session) -> None:
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        message = str(exc.orig).lower()
-        field = "os_id" if "os_id" in message else "programme_code"
+    if (refused := flush_refused(session)) is not None:
+        field = "os_id" if "os_id" in refused.lower() else "programme_code"
         message = f"Another factory already has this {field}."
-        raise Conflict(message, [FieldError(field, message)]) from None
+        raise Conflict(message, [FieldError(field, message)])

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from src.db import utcnow
+from src.db import flush_refused, utcnow
 from src.models import Delegation, Factory, Organization, SupplyChain, SupplyChainLink
 from src.models.base import row_values
 from src.models.organizations import OrgKind
@@ -200,21 +200,22 @@ def create_link(
             | (col(SupplyChainLink.supplier_code) == data.supplier_code),
         )
     ).all()
-    if any(factory_id == factory.id for factory_id, _ in clash):
-        raise Conflict(f"Factory {factory.id} is already linked in supply chain {chain.id}.")
+    chain_id, factory_id = chain.id, factory.id
+    if any(linked == factory_id for linked, _ in clash):
+        raise _link_conflict(chain_id, factory_id, data.supplier_code, "factory_id")
     if clash:
-        raise Conflict(
-            f"Supplier code {data.supplier_code} is already used in supply chain {chain.id}."
-        )
+        raise _link_conflict(chain_id, factory_id, data.supplier_code, "supplier_code")
     link = SupplyChainLink(
-        supply_chain_id=chain.id,
-        factory_id=factory.id,
+        supply_chain_id=chain_id,
+        factory_id=factory_id,
         supplier_code=data.supplier_code,
         starts_on=starts_on,
         ends_on=data.ends_on,
     )
     session.add(link)
-    session.flush()
+    if (refused := flush_refused(session)) is not None:  # linked by another request meanwhile
+        clashing = "supplier_code" if "supplier_code" in refused else "factory_id"
+        raise _link_conflict(chain_id, factory_id, data.supplier_code, clashing)
     emit(
         session,
         EventType.supply_chain_factory_linked,
@@ -223,6 +224,12 @@ def create_link(
         org_id=chain.org_id,
     )
     return _link_read(link, factory)
+
+
+def _link_conflict(chain_id: str, factory_id: str, supplier_code: str, field: str) -> Conflict:
+    if field == "factory_id":
+        return Conflict(f"Factory {factory_id} is already linked in supply chain {chain_id}.")
+    return Conflict(f"Supplier code {supplier_code} is already used in supply chain {chain_id}.")
 
 
 def delete_link(session: Session, *, principal: Principal, chain_id: str, factory_id: str) -> None:
