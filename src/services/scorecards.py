@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal, true
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from src.config import Settings
@@ -176,9 +177,28 @@ def _benchmarks(shown: dict[str, dict[str, Fraction]], min_buyers: int) -> dict[
     return benchmarks
 
 
+def _locked_period(session: Session, period: str) -> ScorecardPeriod:
+    """The period's row, created when new and locked until the transaction ends, so that two
+    computations of one period (two imports at once, an import and a publish) run one after the
+    other, the second reading what the first committed. SQLite has one writer at a time anyway."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(ScorecardPeriod)
+        .values(period=period, benchmark={}, computed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["period"])
+    )
+    return session.exec(
+        select(ScorecardPeriod)
+        .where(col(ScorecardPeriod.period) == period)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def compute_period(session: Session, *, period: str, settings: Settings) -> ScorecardPeriod:
     """Computes every buyer's scorecard of the period and the period's benchmark; a published
     period stays published."""
+    period_row = _locked_period(session, period)
     min_suppliers = settings.scorecard_min_suppliers
     tallies = {
         buyer: shown_tallies(by_category, min_suppliers)
@@ -193,10 +213,6 @@ def compute_period(session: Session, *, period: str, settings: Settings) -> Scor
     )
     benchmarks = _benchmarks(scores, settings.scorecard_min_buyers)
     now = utcnow()
-    period_row = session.get(ScorecardPeriod, period)
-    if period_row is None:
-        period_row = ScorecardPeriod(period=period)
-        session.add(period_row)
     period_row.benchmark = {code: benchmark.stored() for code, benchmark in benchmarks.items()}
     period_row.computed_at = now
     session.flush()

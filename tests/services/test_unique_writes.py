@@ -1,6 +1,6 @@
 """Rules of uniqueness that the database holds, so that two requests racing past the services'
-own checks cannot both write: one active consent per factory and buyer, and each supplier code
-once within a supply chain."""
+own checks cannot both write: one active consent per factory and buyer, each supplier code once
+within a supply chain, one row per survey period (two imports of one new period at once)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,17 @@ from sqlalchemy import Engine, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from src.config import Settings
 from src.db import transaction, utcnow
-from src.models import Consent, Factory, Organization, SupplyChain, SupplyChainLink
+from src.models import (
+    Consent,
+    Factory,
+    Organization,
+    Scorecard,
+    ScorecardPeriod,
+    SupplyChain,
+    SupplyChainLink,
+)
 from src.models.consents import ConsentCreate
 from src.models.organizations import OrgKind
 from src.models.supply_chains import LinkCreate
@@ -22,6 +31,7 @@ from src.services.access import ALL_SUPPLY_CHAINS, Principal
 from src.services.consents import grant_consent
 from src.services.errors import Conflict
 from src.services.supply_chains import create_link
+from src.services.surveys import import_survey
 from tests.builders import link, make_buyer, make_factory, make_supply_chain
 
 
@@ -163,3 +173,27 @@ class TestRacingWrites:
                 )
             ).all()
             assert codes == [first_id]
+
+    def test_two_imports_of_one_new_period_both_land(
+        self, engine: Engine, settings: Settings
+    ) -> None:
+        with transaction(engine) as session:
+            first_buyer, second_buyer = make_buyer(session).id, make_buyer(session).id
+            factory_id = make_factory(session).id
+
+        def survey(session: Session, buyer_id: str) -> None:
+            text = f"period,buyer,factory,question,rating\n2031H1,{buyer_id},{factory_id},PF-01,4\n"
+            result = import_survey(session, lines=text.splitlines(), settings=settings)
+            assert result.errors == []
+
+        def second() -> None:
+            with transaction(engine) as session:
+                survey(session, second_buyer)
+
+        assert _race(engine, lambda first: survey(first, first_buyer), second) is None
+        with Session(engine) as session:
+            assert session.exec(select(ScorecardPeriod.period)).all() == ["2031H1"]
+            buyers = session.exec(
+                select(Scorecard.org_id).where(col(Scorecard.period) == "2031H1")
+            ).all()
+            assert sorted(buyers) == sorted([first_buyer, second_buyer])
