@@ -3,25 +3,17 @@ readers with consent list a factory's assessments and read one with its findings
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from src.api.deps import Admin, ComplianceReader, SessionDep
 from src.api.pagination import CursorQuery, LimitQuery, Page, page_of
+from src.api.problems import NO_CONSENT, NOT_VISIBLE, problem
 from src.models.assessments import AssessmentCreate, AssessmentDetail, AssessmentRead
 from src.services import assessments as service
 
 router = APIRouter(prefix="/v1", tags=["assessments"])
 
 
-def problem(description: str) -> dict[str, Any]:
-    """An OpenAPI `responses=` entry for a problem+json answer."""
-    return {"description": description, "content": {"application/problem+json": {}}}
-
-
-NOT_VISIBLE = problem("No such factory, or not in your supply chains")
-NO_CONSENT = problem("The factory has not consented to show you its full findings")
 STATE_CONFLICT = problem("The assessment is not in a state that allows this move")
 
 

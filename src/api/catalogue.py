@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Security
 
-from src.api.assessments import problem
 from src.api.deps import SessionDep, get_principal
+from src.api.problems import problem
 from src.models.catalogue import CatalogueRead
 from src.services import catalogue as service
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from src.api.assessments import NOT_VISIBLE
 from src.api.deps import SessionDep, SummaryReader
+from src.api.problems import NOT_VISIBLE
 from src.models.compliance_summaries import ComplianceSummaryRead
 from src.services import compliance_summaries as service
 

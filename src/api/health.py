@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from src.api.deps import EngineDep
-from src.api.problems import problem_response
+from src.api.problems import problem, problem_response
 from src.services.health import readiness_problem
 
 router = APIRouter(tags=["operations"])
@@ -22,7 +22,7 @@ async def get_health() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The database is reachable and migrated to head",
-    responses={503: {"description": "Not ready", "content": {"application/problem+json": {}}}},
+    responses={503: problem("Not ready")},
 )
 async def get_readiness(engine: EngineDep) -> Response:
     problem = await run_in_threadpool(readiness_problem, engine)

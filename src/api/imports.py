@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from src.api.deps import Admin, SessionDep, SettingsDep
 from src.api.pagination import CursorQuery, LimitQuery, Page, page_of
+from src.api.problems import problem
 from src.models.imports import ImportKind, ImportRead
 from src.services import imports as service
 
 router = APIRouter(prefix="/v1", tags=["imports"])
-
-
-def problem(description: str) -> dict[str, Any]:
-    """An OpenAPI `responses=` entry for a problem+json answer."""
-    return {"description": description, "content": {"application/problem+json": {}}}
 
 
 @router.post(

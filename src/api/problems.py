@@ -23,6 +23,15 @@ PROBLEM_BASE = "https://weft.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
+def problem(description: str) -> dict[str, Any]:
+    """A route's `responses=` entry for an error it answers, as problem+json."""
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {}}}
+
+
+NOT_VISIBLE = problem("No such factory, or not in your supply chains")
+NO_CONSENT = problem("The factory has not consented to show you its full findings")
+
+
 def problem_body(
     *,
     status: int,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from src.api.assessments import NO_CONSENT, NOT_VISIBLE, problem
 from src.api.deps import Admin, ComplianceReader, SessionDep
 from src.api.pagination import CursorQuery, LimitQuery, Page, page_of
+from src.api.problems import NO_CONSENT, NOT_VISIBLE, problem
 from src.models.assessments import RemediationItemRead, RemediationItemUpdate, RemediationStatus
 from src.services import remediation as service
 

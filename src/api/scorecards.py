@@ -3,12 +3,13 @@ industry benchmark; the programme publishes a period."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from src.api.deps import Admin, ScorecardsReader, SessionDep, SettingsDep
 from src.api.pagination import CursorQuery, LimitQuery, Page, page_of
+from src.api.problems import problem
 from src.models.scorecards import BenchmarkRead, ScorecardPeriodRead, ScorecardRead
 from src.models.surveys import PERIOD_PATTERN
 from src.services import scorecards as service
@@ -24,10 +25,6 @@ OrgQuery = Annotated[
 ]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
-
-
 ANONYMITY = (
     "A category fewer than 5 distinct suppliers answered (`WEFT_SCORECARD_MIN_SUPPLIERS`) is "
     "suppressed: no score, no count. The overall score is the mean of the shown categories."
@@ -39,7 +36,7 @@ ANONYMITY = (
     response_model=Page[ScorecardRead],
     summary="List your published scorecards",
     description="Oldest period first. " + ANONYMITY,
-    responses={403: _problem("`org_id` names another organisation")},
+    responses={403: problem("`org_id` names another organisation")},
 )
 def list_scorecards(
     request: Request,
@@ -62,8 +59,8 @@ def list_scorecards(
     summary="Your scorecard for one period",
     description=ANONYMITY,
     responses={
-        403: _problem("`org_id` names another organisation"),
-        404: _problem("No published scorecard of yours for the period"),
+        403: problem("`org_id` names another organisation"),
+        404: problem("No published scorecard of yours for the period"),
     },
 )
 def get_scorecard(
@@ -80,8 +77,8 @@ def get_scorecard(
         "fewer than 5 buyers qualify (`WEFT_SCORECARD_MIN_BUYERS`)."
     ),
     responses={
-        403: _problem("`org_id` names another organisation"),
-        404: _problem("The period is not published"),
+        403: problem("`org_id` names another organisation"),
+        404: problem("The period is not published"),
     },
 )
 def get_benchmark(
@@ -95,8 +92,8 @@ def get_benchmark(
     summary="Compute and publish a period's scorecards (programme)",
     description="Sends `scorecard.published` to each buyer with a scorecard in the period.",
     responses={
-        404: _problem("No survey responses for the period"),
-        409: _problem("The period is already published"),
+        404: problem("No survey responses for the period"),
+        409: problem("The period is already published"),
     },
 )
 def publish_scorecards(
