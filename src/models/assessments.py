@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from src.models.base import created_at_field, fk, id_field, timestamp_field, updated_at_field
+from src.models.base import (
+    IsoDate,
+    created_at_field,
+    fk,
+    id_field,
+    timestamp_field,
+    updated_at_field,
+)
 
 
 class AssessmentKind(StrEnum):
@@ -109,8 +116,8 @@ class AssessmentCreate(BaseModel):
     cycle: int = pydantic.Field(ge=1, le=1000)
     kind: AssessmentKind = AssessmentKind.assessment
     announced: bool = True
-    visit_start: dt.date
-    visit_end: dt.date
+    visit_start: IsoDate
+    visit_end: IsoDate
     catalogue_version: str | None = pydantic.Field(
         default=None, max_length=20, description="Defaults to the current catalogue version"
     )
@@ -191,4 +198,4 @@ class RemediationItemUpdate(BaseModel):
     )
     action: str | None = pydantic.Field(default=None, min_length=1, max_length=5000)
     owner: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
-    due_on: dt.date | None = None
+    due_on: IsoDate | None = None

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import re
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from src.db import UTCDateTime, utcnow
 from src.ids import new_id
+
+
+def _iso_date(value: object) -> object:
+    if isinstance(value, dt.date) or (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("expected a date as YYYY-MM-DD")
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A date written as YYYY-MM-DD (or given as a date): left to itself pydantic reads a number, or a
+# string of digits, as a Unix time, so `"enrolled_on": 0` would quietly become 1970-01-01.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
 def id_field(prefix: str) -> Any:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
-from src.models.base import created_at_field, id_field, updated_at_field
+from src.models.base import IsoDate, created_at_field, id_field, updated_at_field
 
 
 class FactoryStatus(StrEnum):
@@ -58,7 +58,7 @@ class FactoryFields(BaseModel):
     workers_total: int = pydantic.Field(default=0, ge=0, le=1_000_000)
     workers_women: int = pydantic.Field(default=0, ge=0, le=1_000_000)
     status: FactoryStatus = FactoryStatus.enrolled
-    enrolled_on: dt.date | None = None
+    enrolled_on: IsoDate | None = None
 
     @model_validator(mode="after")
     def _women_within_total(self) -> FactoryFields:
@@ -83,7 +83,7 @@ class FactoryUpdate(BaseModel):
     workers_total: int | None = pydantic.Field(default=None, ge=0, le=1_000_000)
     workers_women: int | None = pydantic.Field(default=None, ge=0, le=1_000_000)
     status: FactoryStatus | None = None
-    enrolled_on: dt.date | None = None
+    enrolled_on: IsoDate | None = None
 
 
 class SupplierCode(BaseModel):

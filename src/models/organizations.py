@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-from src.models.base import created_at_field, fk, id_field, updated_at_field
+from src.models.base import IsoDate, created_at_field, fk, id_field, updated_at_field
 
 
 class OrgKind(StrEnum):
@@ -82,8 +82,8 @@ class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tier: str = pydantic.Field(min_length=1, max_length=40)
-    starts_on: dt.date
-    ends_on: dt.date | None = pydantic.Field(default=None, description="Open-ended when null")
+    starts_on: IsoDate
+    ends_on: IsoDate | None = pydantic.Field(default=None, description="Open-ended when null")
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> SubscriptionCreate:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from src.models.base import created_at_field, fk, id_field, updated_at_field
+from src.models.base import IsoDate, created_at_field, fk, id_field, updated_at_field
 
 
 class SupplyChain(SQLModel, table=True):
@@ -90,8 +90,8 @@ class LinkCreate(BaseModel):
     supplier_code: str = pydantic.Field(
         min_length=1, max_length=100, description="Your own vendor id, unique within the chain"
     )
-    starts_on: dt.date | None = pydantic.Field(default=None, description="Default: today")
-    ends_on: dt.date | None = None
+    starts_on: IsoDate | None = pydantic.Field(default=None, description="Default: today")
+    ends_on: IsoDate | None = None
 
     @model_validator(mode="after")
     def _one_factory_reference(self) -> LinkCreate:

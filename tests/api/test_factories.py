@@ -307,6 +307,8 @@ class TestProgrammeEdits:
             ({"name": "X", "country": "VN", "colour": "red"}, "colour"),
             ({"name": "X", "country": "VN", "workers_total": 5, "workers_women": 9}, "body"),
             ({"country": "VN"}, "name"),
+            ({"name": "X", "country": "VN", "enrolled_on": 0}, "enrolled_on"),
+            ({"name": "X", "country": "VN", "enrolled_on": "86400"}, "enrolled_on"),
         ],
     )
     def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(

@@ -149,10 +149,11 @@ class TestFactoriesBadFile:
                 "BW-7,Bad Values,BD,,,,many,,closed,2020-13-01",
                 "BW-8,Extra,BD,,,,,,,,surplus",
                 "BW-9,,BD,,,,,,,",
+                "BW-10,Epoch,BD,,,,,,,0",  # a number is not a date, though pydantic reads 1970
             ),
         )
 
-        assert result.counts == {"rows": 11, "created": 0, "updated": 0, "unchanged": 0}
+        assert result.counts == {"rows": 12, "created": 0, "updated": 0, "unchanged": 0}
         assert result.errors == [
             ImportRowError(line=3, field="programme_code", message="Required."),
             ImportRowError(
@@ -191,6 +192,7 @@ class TestFactoriesBadFile:
                 line=11, field="row", message="Has 11 values; the header has 10 columns."
             ),
             ImportRowError(line=12, field="name", message="Field required"),
+            ImportRowError(line=13, field="enrolled_on", message="expected a date as YYYY-MM-DD"),
         ]
         session.commit()
         assert table(session) == before
