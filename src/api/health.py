@@ -25,14 +25,14 @@ async def get_health() -> dict[str, str]:
     responses={503: problem("Not ready")},
 )
 async def get_readiness(engine: EngineDep) -> Response:
-    problem = await run_in_threadpool(readiness_problem, engine)
-    if problem is None:
+    unready = await run_in_threadpool(readiness_problem, engine)
+    if unready is None:
         return JSONResponse({"status": "ready"})
     return problem_response(
         status=503,
         slug="not-ready",
         title="Service not ready",
-        detail=problem,
+        detail=unready,
         instance="/readyz",
         headers={"Retry-After": "5"},
     )
