@@ -80,7 +80,8 @@ async def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope: the commit runs before the answer is sent, so a 2xx means committed.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 SCOPE_DESCRIPTIONS = {
     "factories:read": "Read factories in the token's supply chains, and the supply chains",
