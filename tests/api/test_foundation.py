@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from src.models import Factory
+from tests.builders import admin_headers
 
 PROBLEM = "application/problem+json"
 
@@ -108,3 +119,40 @@ class TestConditionalGet:
         response = client.get("/healthz", headers={"If-None-Match": '"stale"'})
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
+
+
+class TestTransactionPerRequest:
+    def test_a_write_is_committed_before_its_answer_starts(
+        self, app: FastAPI, client: TestClient, session: Session, engine: Engine
+    ) -> None:
+        """Called as a server would call it: by the time the status line goes out, another
+        connection already sees the row (else a crash or a failed commit could follow a 201)."""
+        authorization = admin_headers(client, session)["Authorization"].encode()
+        body = json.dumps({"name": "Committed First", "country": "VN"}).encode()
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/v1/factories", "raw_path": b"/v1/factories",
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+            "headers": [
+                (b"host", b"testserver"), (b"authorization", authorization),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }  # fmt: skip
+        seen: dict[str, object] = {}
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                with Session(engine) as other:
+                    seen["stored"] = other.exec(
+                        select(Factory.id).where(col(Factory.name) == "Committed First")
+                    ).first()
+
+        asyncio.run(app(scope, receive, send))
+        assert seen["status"] == 201
+        assert seen["stored"] is not None
