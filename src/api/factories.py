@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BeforeValidator
 
 from src.api.deps import Admin, EngineDep, FactoriesReader, SessionDep
 from src.api.pagination import CursorQuery, LimitQuery, Page
 from src.api.streaming import ClosingStreamingResponse
+from src.models.base import IsoDateTime
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import FactoryCreate, FactoryRead, FactoryStatus, FactoryUpdate
 from src.services import factories as service
@@ -22,14 +21,6 @@ router = APIRouter(prefix="/v1", tags=["factories"])
 
 CSV = "text/csv"
 JSON = "application/json"
-ISO_8601_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-
-
-def iso_8601_only(value: object) -> object:
-    """Pydantic would take a bare number as a Unix time: a typo would pass for 1970."""
-    if isinstance(value, str) and not ISO_8601_DATE.match(value):
-        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z")
-    return value
 
 
 def factory_filters(
@@ -47,9 +38,7 @@ def factory_filters(
         str | None, Query(min_length=2, max_length=100, description="Name or code")
     ] = None,
     updated_since: Annotated[
-        dt.datetime | None,
-        Query(description="Only factories changed at or after this time"),
-        BeforeValidator(iso_8601_only),
+        IsoDateTime | None, Query(description="Only factories changed at or after this time")
     ] = None,
 ) -> FactoryFilters:
     if updated_since is not None and updated_since.tzinfo is None:

@@ -13,17 +13,24 @@ from sqlmodel import Field, SQLModel
 from src.db import UTCDateTime, utcnow
 from src.ids import new_id
 
-
-def _iso_date(value: object) -> object:
-    if isinstance(value, dt.date) or (isinstance(value, str) and ISO_DATE.fullmatch(value)):
-        return value
-    raise ValueError("expected a date as YYYY-MM-DD")
+ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# A date written as YYYY-MM-DD (or given as a date): left to itself pydantic reads a number, or a
-# string of digits, as a Unix time, so `"enrolled_on": 0` would quietly become 1970-01-01.
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+def _iso_8601(kind: str, example: str) -> BeforeValidator:
+    """Only ISO 8601 text (or a date or datetime) passes: left to itself pydantic reads a number,
+    or a string of digits, as a Unix time, so `"enrolled_on": 0` would quietly be 1970-01-01."""
+
+    def check(value: object) -> object:
+        if isinstance(value, dt.date) or (isinstance(value, str) and ISO_8601.match(value)):
+            return value
+        raise ValueError(f"must be an ISO 8601 {kind}, e.g. {example}")
+
+    return BeforeValidator(check)
+
+
+ISO_DATE_TIME = _iso_8601("date-time", "2026-01-31T00:00:00Z")
+IsoDate = Annotated[dt.date, _iso_8601("date", "2026-01-31")]
+IsoDateTime = Annotated[dt.datetime, ISO_DATE_TIME]
 
 
 def id_field(prefix: str) -> Any:

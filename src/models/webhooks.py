@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Annotated
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
@@ -11,6 +12,7 @@ from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from src.models.base import (
+    ISO_DATE_TIME,
     created_at_field,
     fk,
     id_field,
@@ -170,7 +172,7 @@ class DeliveryRead(BaseModel):
 class RetryFailed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: pydantic.AwareDatetime = pydantic.Field(
+    since: Annotated[pydantic.AwareDatetime, ISO_DATE_TIME] = pydantic.Field(
         description="Retry failed deliveries created from then on (with a UTC offset)"
     )
 

@@ -389,13 +389,14 @@ class TestDeliveryLogAndRetries:
         assert none.json() == {"retried": 0}
         assert len(flaky.requests) == 4
 
-    def test_retry_failed_needs_a_time_with_its_offset(
-        self, client: TestClient, world: World, receiver: Receiver
+    @pytest.mark.parametrize("since", ["2026-01-01T00:00:00", 0, "1767225600"])
+    def test_retry_failed_needs_an_iso_time_with_its_offset(
+        self, client: TestClient, world: World, receiver: Receiver, since: object
     ) -> None:
         created = register(client, world.north_headers, receiver.url())
         response = client.post(
             f"{BASE}/{created['id']}/retry-failed",
-            json={"since": "2026-01-01T00:00:00"},
+            json={"since": since},
             headers=world.north_headers,
         )
         assert response.status_code == 422

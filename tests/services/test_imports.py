@@ -192,7 +192,9 @@ class TestFactoriesBadFile:
                 line=11, field="row", message="Has 11 values; the header has 10 columns."
             ),
             ImportRowError(line=12, field="name", message="Field required"),
-            ImportRowError(line=13, field="enrolled_on", message="expected a date as YYYY-MM-DD"),
+            ImportRowError(
+                line=13, field="enrolled_on", message="must be an ISO 8601 date, e.g. 2026-01-31"
+            ),
         ]
         session.commit()
         assert table(session) == before
