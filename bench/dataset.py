@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, make_url, text
 
 from src.config import PROJECT_ROOT
+from src.db import temporary_database
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 REFERENCE_FACTORIES = int(os.environ.get("WEFT_BENCH_FACTORIES", "10000"))
@@ -88,14 +88,5 @@ def scratch_database(postgres: str | None) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as directory:
             yield f"sqlite:///{Path(directory) / 'bench.db'}"
         return
-    server = make_url(postgres).set(drivername="postgresql+psycopg")
-    name = f"weft_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(postgres, prefix="weft_bench") as url:
+        yield url

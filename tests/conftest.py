@@ -4,7 +4,6 @@ WEFT_TEST_DATABASE_URL is set), emptied after every test; the real app over the 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +12,11 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
 from src.config import PROJECT_ROOT, Settings
-from src.db import make_engine, transaction
+from src.db import make_engine, temporary_database, transaction
 from src.main import create_app
 from src.services.catalogue import load_catalogue, load_survey_questions
 
@@ -46,18 +45,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path: Path = tmp_path_factory.mktemp("db") / "weft-test.db"
         yield f"sqlite:///{path}"
         return
-    server = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"weft_test_{uuid.uuid4().hex[:12]}"
-    # pool_pre_ping: a test restarts the server (tests/test_faults.py), killing pooled connections.
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(server_url, prefix="weft_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
