@@ -5,7 +5,9 @@ one counter per key, so with Redis a request costs one atomic INCR and every API
 the budget, and `t` in the `RateLimit` header is exactly when the budget refills.
 
 Keys: the client of a valid bearer token; on the token endpoint the client id it is given (HTTP
-Basic or form), with its own smaller budget; anything else by client address."""
+Basic or form) from the caller's address, with its own smaller budget (so that a stranger naming
+another's client id spends a budget of its own, not that client's); anything else by client
+address."""
 
 from __future__ import annotations
 
@@ -155,9 +157,10 @@ class RateLimitMiddleware:
             client_id = basic[0] if basic else None
             if client_id is None and scope["method"] == "POST":
                 client_id, receive = await _peek_form_client_id(scope, receive)
+            address = _client_address(scope)
             if client_id is not None:
-                return self.token, f"client:{client_id}", receive
-            return self.token, f"ip:{_client_address(scope)}", receive
+                return self.token, f"client:{client_id}@{address}", receive
+            return self.token, f"ip:{address}", receive
         client_id = bearer_client_id(scope)
         if client_id is not None:
             return self.default, f"client:{client_id}", receive

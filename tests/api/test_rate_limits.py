@@ -172,6 +172,23 @@ class TestTokenEndpoint:
         assert api.headers["ratelimit-policy"] == '"default";q=600;w=60'
         assert remaining(api) == 599
 
+    def test_a_client_id_given_from_another_address_has_a_budget_of_its_own(
+        self, settings: Settings, engine: Engine, session: Session
+    ) -> None:
+        credentials = make_programme_client(session)
+        session.commit()
+        auth = (credentials.client.id, credentials.secret)
+        grant = {"grant_type": "client_credentials"}
+        app = create_app(
+            settings.model_copy(update={"token_rate_limit_per_minute": 1}), engine=engine
+        )
+        with TestClient(app, client=("203.0.113.7", 4000)) as stranger:
+            spent = [stranger.post("/oauth/token", data=grant, auth=auth) for _ in range(2)]
+        with TestClient(app, client=("198.51.100.20", 5000)) as owner:
+            own = owner.post("/oauth/token", data=grant, auth=auth)
+        assert [r.status_code for r in spent] == [200, 429]
+        assert own.status_code == 200
+
     def test_token_requests_without_a_client_id_are_limited_per_address(
         self, settings: Settings, engine: Engine
     ) -> None:
