@@ -18,7 +18,8 @@ from src.models.assessments import AssessmentCreate, AssessmentKind, FindingInpu
 from src.models.assessments import RemediationStatus as Status
 from src.services.assessments import create_assessment, publish_assessment
 from src.services.catalogue import CatalogueQuestion, catalogue_questions, current_version
-from src.services.compliance_summaries import CORE_LABOUR_STANDARDS, refresh_summary
+from src.services.compliance_figures import CORE_LABOUR_STANDARDS
+from src.services.compliance_summaries import refresh_summary
 
 LATEST_YEAR = 2026
 # Positions in the demo factory file with open critical issues in their latest cycle: two that

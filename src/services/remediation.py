@@ -28,7 +28,8 @@ from src.services.access import (
     log_full_disclosure,
     require_consent,
 )
-from src.services.compliance_summaries import is_overdue, refresh_summary
+from src.services.compliance_figures import is_overdue
+from src.services.compliance_summaries import refresh_summary
 from src.services.errors import Conflict, InvalidInput, NotFound
 from src.services.events import EventType, emit
 from src.services.pagination import Page, paginate

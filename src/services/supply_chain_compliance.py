@@ -42,7 +42,7 @@ from src.services.access import (
     supply_chain_readable,
 )
 from src.services.catalogue import current_version
-from src.services.compliance_summaries import UNRESOLVED
+from src.services.compliance_figures import UNRESOLVED
 from src.services.errors import NotFound
 
 BAND_ORDER = {RiskBand.low: 0, RiskBand.medium: 1, RiskBand.high: 2, RiskBand.critical: 3}

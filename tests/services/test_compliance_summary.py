@@ -25,7 +25,8 @@ from src.models.assessments import RemediationItemUpdate, RemediationStatus
 from src.models.compliance_summaries import RiskBand
 from src.services.assessments import retract_assessment
 from src.services.catalogue import catalogue_questions
-from src.services.compliance_summaries import refresh_summary, risk_band
+from src.services.compliance_figures import risk_band
+from src.services.compliance_summaries import refresh_summary
 from src.services.demo_compliance import seed_demo_compliance
 from src.services.remediation import update_remediation_item
 from tests.api.test_catalogue import extra_catalogue
