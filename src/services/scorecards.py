@@ -1,20 +1,14 @@
-"""Purchasing-practice scorecards: scoring, the anonymity thresholds, the industry benchmark,
-publication, and what a buyer may read.
+"""Purchasing-practice scorecards: computing a period (its arithmetic is in
+`src.services.scorecard_figures`), publication, and what a buyer may read.
 
-Scores are kept exact (fractions) while computing and stored unrounded; they are rounded to one
-decimal only when answered. Nothing about a suppressed category (its score, its answers, how many
-suppliers gave them) enters any stored figure, so no answer can reveal it."""
+Nothing about a suppressed category (its score, its answers, how many suppliers gave them) enters
+any stored figure, so no answer can reveal it."""
 
 from __future__ import annotations
 
-import json
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal, true
@@ -33,68 +27,20 @@ from src.models.scorecards import (
     ScorecardRead,
 )
 from src.services.access import Principal, subscription_active
-from src.services.catalogue import SURVEY_FILE
 from src.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from src.services.events import EventType, emit
 from src.services.pagination import Page, paginate
+from src.services.scorecard_figures import (
+    Tallies,
+    Tally,
+    category_benchmarks,
+    category_names,
+    exact_number,
+    rounded,
+    shown_tallies,
+)
 
 LIST_KIND = "scorecards"
-ONE_DECIMAL = Decimal("0.1")
-
-
-@lru_cache
-def category_names() -> dict[str, str]:
-    """Category code -> name, in the question bank's order (the order of every answer)."""
-    document = json.loads(SURVEY_FILE.read_text())
-    return {category["code"]: category["name"] for category in document["categories"]}
-
-
-@dataclass
-class Tally:
-    """One buyer's answers in one category: sum of (rating - 1), answer count, suppliers."""
-
-    points: int = 0
-    answers: int = 0
-    suppliers: set[str] = field(default_factory=set)
-
-    @property
-    def score(self) -> Fraction:
-        """Mean of (r - 1) / 4 x 100 over the answers."""
-        return Fraction(25 * self.points, self.answers)
-
-
-Tallies = dict[str, Tally]  # category -> tally
-
-
-def shown_tallies(tallies: Tallies, min_suppliers: int) -> Tallies:
-    """The categories enough distinct suppliers answered to be shown."""
-    return {code: t for code, t in tallies.items() if len(t.suppliers) >= min_suppliers}
-
-
-def median(values: list[Fraction]) -> Fraction:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def percentile(own: Fraction, ordered: list[Fraction]) -> Fraction:
-    """Share (0-100) of the other qualifying buyers scoring strictly lower (`ordered`: every
-    qualifying score, ascending): tied buyers share the lower percentile; the lowest is 0 and a
-    sole highest 100."""
-    return Fraction(100 * bisect_left(ordered, own), len(ordered) - 1)
-
-
-def _number(value: Fraction | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def rounded(value: float | None) -> float | None:
-    """One decimal, halves away from zero, from the shortest decimal that is the stored float."""
-    if value is None:
-        return None
-    return float(Decimal(repr(value)).quantize(ONE_DECIMAL, rounding=ROUND_HALF_UP)) + 0.0
 
 
 def tally_responses(
@@ -153,30 +99,6 @@ def _previous_scores(
     }
 
 
-@dataclass(frozen=True)
-class _Benchmark:
-    median: Fraction | None
-    percentiles: dict[str, Fraction]
-
-    def stored(self) -> dict[str, Any]:
-        return {"median": _number(self.median), "suppressed": self.median is None}
-
-
-def _benchmarks(shown: dict[str, dict[str, Fraction]], min_buyers: int) -> dict[str, _Benchmark]:
-    """Per category, over the buyers whose category is shown; suppressed below `min_buyers`."""
-    benchmarks = {}
-    for code in category_names():
-        scores = {buyer: s[code] for buyer, s in shown.items() if code in s}
-        if len(scores) < min_buyers:
-            benchmarks[code] = _Benchmark(None, {})
-            continue
-        ordered = sorted(scores.values())
-        benchmarks[code] = _Benchmark(
-            median(ordered), {buyer: percentile(own, ordered) for buyer, own in scores.items()}
-        )
-    return benchmarks
-
-
 def _locked_period(session: Session, period: str) -> ScorecardPeriod:
     """The period's row, created when new and locked until the transaction ends, so that two
     computations of one period (two imports at once, an import and a publish) run one after the
@@ -211,7 +133,7 @@ def compute_period(session: Session, *, period: str, settings: Settings) -> Scor
     previous = _previous_scores(
         session, period=period, buyers=tallies.keys(), min_suppliers=min_suppliers
     )
-    benchmarks = _benchmarks(scores, settings.scorecard_min_buyers)
+    benchmarks = category_benchmarks(scores, settings.scorecard_min_buyers)
     now = utcnow()
     period_row.benchmark = {code: benchmark.stored() for code, benchmark in benchmarks.items()}
     period_row.computed_at = now
@@ -224,19 +146,21 @@ def compute_period(session: Session, *, period: str, settings: Settings) -> Scor
     for buyer, shown in tallies.items():
         own, before = scores[buyer], previous.get(buyer, {})
         scorecard = existing.get(buyer) or Scorecard(org_id=buyer, period=period)
-        scorecard.overall = _number(sum(own.values(), Fraction(0)) / len(own)) if own else None
+        scorecard.overall = exact_number(sum(own.values(), Fraction(0)) / len(own)) if own else None
         scorecard.respondents = len(set().union(*(t.suppliers for t in shown.values())))
         scorecard.categories = [
             {
                 "category": code,
-                "score": _number(own.get(code)),
+                "score": exact_number(own.get(code)),
                 "suppressed": code not in own,
                 "respondents": len(shown[code].suppliers) if code in shown else None,
                 "change": (
-                    _number(own[code] - before[code]) if code in own and code in before else None
+                    exact_number(own[code] - before[code])
+                    if code in own and code in before
+                    else None
                 ),
-                "benchmark_median": _number(benchmarks[code].median),
-                "percentile": _number(benchmarks[code].percentiles.get(buyer)),
+                "benchmark_median": exact_number(benchmarks[code].median),
+                "percentile": exact_number(benchmarks[code].percentiles.get(buyer)),
             }
             for code in category_names()
         ]

@@ -13,7 +13,8 @@ from sqlmodel import Session, col, select
 from src.config import Settings
 from src.models import Event, Factory, Organization, Scorecard
 from src.services.clients import NewClient
-from src.services.scorecards import category_names, recompute_periods
+from src.services.scorecard_figures import category_names
+from src.services.scorecards import recompute_periods
 from src.services.surveys import import_survey
 from tests.builders import (
     bearer,
