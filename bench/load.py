@@ -90,6 +90,14 @@ def _milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
+def _percentile(output: str, percent: int) -> str:
+    """A line of wrk's latency distribution; anchored, as the stdev column also ends in `%`."""
+    match = re.search(rf"^\s+{percent}%\s+(\S+)$", output, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"wrk printed no {percent}th percentile:\n{output}")
+    return match.group(1)
+
+
 def wrk(
     name: str,
     url: str,
@@ -117,7 +125,7 @@ def wrk(
             command += ["-s", str(script)]
         output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _milliseconds(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _milliseconds(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _milliseconds(_percentile(output, 50))
+    p99 = _milliseconds(_percentile(output, 99))
     errors_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     return LoadResult(name, rps, p50, p99, int(errors_match.group(1)) if errors_match else 0)
