@@ -39,6 +39,7 @@ from src.api.rate_limits import RateLimitMiddleware
 from src.config import Settings, get_settings
 from src.db import engine_for
 from src.log import configure_logging
+from src.prepared_reads import LoopReader
 from src.services.access_log import AccessLog
 from src.services.tokens import TokenVerifier
 
@@ -80,6 +81,7 @@ ROUTERS = [
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     app.state.access_log.close()
+    app.state.reader.close()
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine or engine_for(settings.database_url)
     app.state.token_verifier = TokenVerifier(app.state.engine, settings)
+    app.state.reader = LoopReader(app.state.engine)
     app.state.resolved_principals = LRUCache(maxsize=RESOLVED_PRINCIPALS)
     app.state.access_log = AccessLog(
         app.state.engine, flush_seconds=settings.access_log_flush_seconds

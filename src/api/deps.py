@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from src.config import Settings
+from src.prepared_reads import Reader
 from src.services.access import Principal, resolve_principal
 from src.services.errors import TokenMissing
 from src.services.tokens import TokenVerifier
@@ -129,25 +130,25 @@ async def get_principal(
     the threadpool."""
     token = _bearer_token(authorization)
     verifier: TokenVerifier = request.app.state.token_verifier
-    principal = resolve_principal(session, verifier.verify(token))
+    principal = resolve_principal(Reader.of_session(session), verifier.verify(token))
     return _authorised(request, principal, security_scopes)
 
 
 async def get_principal_checked_by_route(
     request: Request,
     security_scopes: SecurityScopes,
-    session: SessionDep,
     authorization: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     """As `get_principal`, for a route whose one statement checks the client's revocation
     itself (the compliance summary): a token this dependency resolved before skips the client
-    query. Its signature and expiry are still checked on every request."""
+    query. Its signature and expiry are still checked on every request. It opens no session:
+    such a route reads through the event loop's own connection (`app.state.reader`)."""
     token = _bearer_token(authorization)
     verifier: TokenVerifier = request.app.state.token_verifier
     claims = verifier.verify(token)
     principal = request.app.state.resolved_principals.get(token)
     if principal is None:
-        principal = resolve_principal(session, claims)
+        principal = resolve_principal(request.app.state.reader, claims)
         request.app.state.resolved_principals[token] = principal
     return _authorised(request, principal, security_scopes)
 

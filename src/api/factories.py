@@ -66,7 +66,6 @@ FiltersDep = Annotated[FactoryFilters, Depends(factory_filters)]
 )
 async def list_factories(
     request: Request,
-    session: SessionDep,
     engine: EngineDep,
     principal: FactoriesReader,
     filters: FiltersDep,
@@ -79,8 +78,13 @@ async def list_factories(
             media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="factories.csv"'},
         )
+    # In the event loop, on its own connection (see `src.prepared_reads`).
     page = service.factory_page(
-        session, principal=principal, filters=filters, cursor=cursor, limit=limit
+        request.app.state.reader,
+        principal=principal,
+        filters=filters,
+        cursor=cursor,
+        limit=limit,
     )
     # Encoded here, once: validating a model per row would cost more than the query.
     body = {"data": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}

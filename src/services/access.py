@@ -30,6 +30,7 @@ from src.models import (
     SupplyChainLink,
 )
 from src.models.organizations import OrgKind
+from src.prepared_reads import Reader
 from src.services.errors import ConsentRequired, InsufficientScope, NotFound, Unauthenticated
 from src.services.tokens import ALL_SUPPLY_CHAINS, AccessClaims
 
@@ -67,10 +68,10 @@ _CLIENT_ROW = (
 )
 
 
-def resolve_principal(session: Session, claims: AccessClaims) -> Principal:
+def resolve_principal(reader: Reader, claims: AccessClaims) -> Principal:
     """Checked on every request, so a revoked client is refused at once. The organisation is the
     client's own: a token whose `org` claim names another is refused, never trusted."""
-    row = session.connection().execute(_CLIENT_ROW, {"client_id": claims.client_id}).first()
+    row = reader.first(_CLIENT_ROW, {"client_id": claims.client_id})
     if row is None or row[0] is not None:
         raise client_revoked()
     _, org_id, kind = row

@@ -5,7 +5,8 @@ take turns (on SQLite, one at a time). With `access_log_flush_seconds` above 0 t
 stamped with the time of its read, wait in a per-process buffer that a background thread inserts
 in one transaction at least that often, and once more when the app shuts down. The trade-off: an
 entry appears in the log up to that many seconds after the read, and a crash loses the entries of
-the last interval. With 0 the entry is written in the read's own transaction."""
+the last interval. With 0 each entry is written at once, in a transaction of its own, before the
+read's answer is sent."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import threading
 from typing import Any
 
 from sqlalchemy import Engine, insert
-from sqlmodel import Session
 
 from src.models import AccessLogEntry
-from src.services.access import Principal, disclosure_values, log_full_disclosure
+from src.services.access import Principal, disclosure_values
 
 logger = logging.getLogger(__name__)
 
@@ -34,27 +34,15 @@ class AccessLog:
         self._thread: threading.Thread | None = None
 
     def record(
-        self,
-        session: Session,
-        principal: Principal,
-        *,
-        factory_id: str,
-        resource: str,
-        resource_id: str,
+        self, principal: Principal, *, factory_id: str, resource: str, resource_id: str
     ) -> None:
-        if not self._flush_seconds:
-            log_full_disclosure(
-                session,
-                principal,
-                factory_id=factory_id,
-                resource=resource,
-                resource_id=resource_id,
-            )
-            return
         values = disclosure_values(
             principal, factory_id=factory_id, resource=resource, resource_id=resource_id
         )
         if values is None:
+            return
+        if not self._flush_seconds:
+            self._write([values])
             return
         with self._lock:
             self._pending.append(values)
@@ -71,12 +59,15 @@ class AccessLog:
         if not rows:
             return
         try:
-            with self._engine.begin() as connection:
-                connection.execute(insert(AccessLogEntry), rows)
+            self._write(rows)
         except Exception:
             with self._lock:
                 self._pending[:0] = rows
             raise
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(insert(AccessLogEntry), rows)
 
     def close(self) -> None:
         """Stops the background thread and writes what is left."""

@@ -22,6 +22,7 @@ from src.db import utcnow
 from src.models import Assessment, Client, ClusterCount, ComplianceSummary, Factory, Finding
 from src.models.assessments import AssessmentStatus, RemediationItem, RemediationStatus
 from src.models.compliance_summaries import Disclosure
+from src.prepared_reads import Reader
 from src.services.access import (
     Principal,
     Visibility,
@@ -204,19 +205,14 @@ def _summary_statement(shape: Visibility) -> Any:
 
 
 def summary_body(
-    session: Session, *, principal: Principal, factory_id: str, access_log: AccessLog
+    reader: Reader, *, principal: Principal, factory_id: str, access_log: AccessLog
 ) -> bytes:
     """The stored answer for the caller: full with consent (a logged disclosure), public without.
-    One query checks the caller's client is not revoked and decides visibility, consent and
+    One statement checks the caller's client is not revoked and decides visibility, consent and
     which encoding to read, so the route may skip `resolve_principal`'s own query."""
-    row = (
-        session.connection()
-        .execute(
-            _summary_statement(visibility_of(principal)),
-            visibility_params(principal)
-            | {"factory_id": factory_id, "client_id": principal.client_id},
-        )
-        .first()
+    row = reader.first(
+        _summary_statement(visibility_of(principal)),
+        visibility_params(principal) | {"factory_id": factory_id, "client_id": principal.client_id},
     )
     if row is None or row[0] is not None:
         raise client_revoked()
@@ -226,7 +222,6 @@ def summary_body(
         raise not_found_factory()
     if full:
         access_log.record(
-            session,
             principal,
             factory_id=factory_id,
             resource="compliance_summary",

@@ -24,6 +24,7 @@ from src.models.factories import (
     FactoryStatus,
     FactoryUpdate,
 )
+from src.prepared_reads import Reader
 from src.services.access import (
     Principal,
     Visibility,
@@ -168,16 +169,16 @@ def _codes_statement(shape: Visibility) -> Any:
     )
 
 
-def _items(session: Session, principal: Principal, rows: Sequence[Any]) -> list[FactoryItem]:
+def _items(reader: Reader, principal: Principal, rows: Sequence[Any]) -> list[FactoryItem]:
     """The rows as answers, with the caller's own vendor ids fetched in one query."""
     if not rows:
         return []
     codes: dict[str, list[dict[str, str | None]]] = defaultdict(list)
-    found = session.connection().execute(
+    found = reader.all(
         _codes_statement(visibility_of(principal)),
         visibility_params(principal) | {"factory_ids": [row[0] for row in rows]},
     )
-    for factory_id, chain_id, code in found.all():
+    for factory_id, chain_id, code in found:
         codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
     head = len(_HEAD)
     items = []
@@ -189,7 +190,7 @@ def _items(session: Session, principal: Principal, rows: Sequence[Any]) -> list[
 
 
 def factory_page(
-    session: Session,
+    reader: Reader,
     *,
     principal: Principal,
     filters: FactoryFilters,
@@ -208,13 +209,13 @@ def factory_page(
     statement = _statement(
         visibility_of(principal), frozenset(_filter_params(filters)), page=True, after=bool(cursor)
     )
-    rows = session.connection().execute(statement, params).all()
+    rows = reader.all(statement, params)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(LIST_KIND, (last[-1], last[0]), snapshot)
-    return Page(items=_items(session, principal, rows), next_cursor=next_cursor)
+    return Page(items=_items(reader, principal, rows), next_cursor=next_cursor)
 
 
 def list_factories(
@@ -225,7 +226,13 @@ def list_factories(
     cursor: str | None,
     limit: int,
 ) -> Page[FactoryRead]:
-    page = factory_page(session, principal=principal, filters=filters, cursor=cursor, limit=limit)
+    page = factory_page(
+        Reader.of_session(session),
+        principal=principal,
+        filters=filters,
+        cursor=cursor,
+        limit=limit,
+    )
     return Page(
         items=[FactoryRead.model_validate(item) for item in page.items],
         next_cursor=page.next_cursor,
@@ -233,15 +240,12 @@ def list_factories(
 
 
 def get_factory(session: Session, *, principal: Principal, factory_id: str) -> FactoryRead:
+    reader = Reader.of_session(session)
     statement = _statement(visibility_of(principal), frozenset(), page=False, after=False)
-    row = (
-        session.connection()
-        .execute(statement, visibility_params(principal) | {"factory_id": factory_id})
-        .first()
-    )
+    row = reader.first(statement, visibility_params(principal) | {"factory_id": factory_id})
     if row is None:
         raise not_found_factory()
-    return FactoryRead.model_validate(_items(session, principal, [row])[0])
+    return FactoryRead.model_validate(_items(reader, principal, [row])[0])
 
 
 def export_factories_csv(

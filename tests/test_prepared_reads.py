@@ -1,0 +1,157 @@
+"""Prepared reads answer what SQLAlchemy's own execution answers, read in a session's transaction
+or on the event loop's connection, and that connection recovers from losing its server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Date, Engine, Integer, LargeBinary, bindparam, func, literal
+from sqlalchemy import select as sa_select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, col
+
+from src.db import UTCDateTime, utcnow
+from src.models import Factory
+from src.models.factories import FactoryStatus
+from src.prepared_reads import LoopReader, Reader
+from tests.builders import make_factory
+
+STATEMENT = (
+    sa_select(
+        col(Factory.id),
+        col(Factory.name),
+        col(Factory.updated_at),
+        col(Factory.os_id),
+        (col(Factory.workers_total) > bindparam("workers", type_=Integer)).label("large"),
+        bindparam("day", type_=Date).label("day"),
+        literal(b"\x00weft", LargeBinary).label("bytes"),
+    )
+    .where(
+        col(Factory.id).in_(bindparam("ids", expanding=True)),
+        col(Factory.status) == FactoryStatus.active,
+        col(Factory.updated_at) >= bindparam("since", type_=UTCDateTime),
+    )
+    .order_by(col(Factory.id))
+)
+
+
+@pytest.fixture
+def reader(engine: Engine) -> Iterator[LoopReader]:
+    loop_reader = LoopReader(engine)
+    yield loop_reader
+    loop_reader.close()
+
+
+def params(ids: list[str], **overrides: Any) -> dict[str, Any]:
+    since = utcnow() - dt.timedelta(hours=1)
+    return {"ids": ids, "workers": 1000, "day": dt.date(2026, 3, 31), "since": since} | overrides
+
+
+class TestSameRowsAsSQLAlchemy:
+    def test_expanded_lists_dates_times_booleans_bytes_nulls_and_fixed_values(
+        self, session: Session, reader: LoopReader
+    ) -> None:
+        big = make_factory(session, workers_total=1500)
+        small = make_factory(session, workers_total=200, os_id="OS-1")
+        make_factory(session, status="suspended")
+        session.commit()
+        for ids in ([], [big.id], [big.id, small.id, "fac_missing"]):
+            expected = [
+                tuple(row) for row in session.connection().execute(STATEMENT, params(ids)).all()
+            ]
+            assert reader.all(STATEMENT, params(ids)) == expected
+        rows = reader.all(STATEMENT, params([big.id, small.id]))
+        assert [(row[0], row[3], row[4], row[5], row[6]) for row in rows] == sorted(
+            [
+                (big.id, None, True, dt.date(2026, 3, 31), b"\x00weft"),
+                (small.id, "OS-1", False, dt.date(2026, 3, 31), b"\x00weft"),
+            ]
+        )
+        assert rows[0][2].tzinfo == dt.UTC
+        later = params([big.id], since=utcnow() + dt.timedelta(hours=1))
+        assert reader.first(STATEMENT, later) is None
+
+
+class TestInTheSessionsTransaction:
+    def test_sees_what_the_session_holds_and_has_not_flushed(self, session: Session) -> None:
+        pending = Factory(
+            name="Pending", country="VN", address="Lot 1", programme_code="BW-PENDING",
+            status="active", workers_total=2000,
+        )  # fmt: skip
+        session.add(pending)
+        row = Reader.of_session(session).first(STATEMENT, params([pending.id]))
+        assert row is not None
+        assert row[1] == "Pending"
+        session.rollback()
+
+
+class TestTheLoopsConnection:
+    def test_reads_what_others_committed_since_its_last_read(
+        self, session: Session, reader: LoopReader
+    ) -> None:
+        factory = make_factory(session, workers_total=1500)
+        session.commit()
+        assert reader.first(STATEMENT, params([factory.id])) is not None
+        factory.name = "Renamed"
+        session.add(factory)
+        session.commit()
+        row = reader.first(STATEMENT, params([factory.id]))
+        assert row is not None
+        assert row[1] == "Renamed"
+
+    def test_is_used_from_one_thread_only(self, reader: LoopReader) -> None:
+        assert reader.all(STATEMENT, params([])) == []
+        refused: list[BaseException] = []
+
+        def read_elsewhere() -> None:
+            try:
+                reader.all(STATEMENT, params([]))
+            except RuntimeError as exc:
+                refused.append(exc)
+
+        thread = threading.Thread(target=read_elsewhere)
+        thread.start()
+        thread.join()
+        assert len(refused) == 1
+
+    def test_connects_again_after_its_connection_is_lost(
+        self, engine: Engine, reader: LoopReader
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("the server ends the connection: PostgreSQL's pg_terminate_backend")
+        pid = reader.first(sa_select(func.pg_backend_pid()), {})
+        assert pid is not None
+        with engine.begin() as admin:
+            admin.execute(sa_select(func.pg_terminate_backend(pid[0])))
+        with pytest.raises(OperationalError):
+            reader.first(sa_select(func.pg_backend_pid()), {})
+        again = reader.first(sa_select(func.pg_backend_pid()), {})
+        assert again is not None
+        assert again[0] != pid[0]
+
+    def test_runs_outside_any_transaction(self, engine: Engine, reader: LoopReader) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("pg_stat_activity tells whether a connection holds a transaction")
+        pid = reader.first(sa_select(func.pg_backend_pid()), {})
+        assert pid is not None
+        with engine.connect() as other:
+            state = other.exec_driver_sql(
+                "SELECT state FROM pg_stat_activity WHERE pid = %(pid)s", {"pid": pid[0]}
+            ).scalar()
+        assert state == "idle"
+
+
+def test_a_statement_rendering_values_into_its_sql_is_refused(reader: LoopReader) -> None:
+    rendered = sa_select(literal(1, literal_execute=True))
+    with pytest.raises(ValueError, match="rendering values"):
+        reader.all(rendered, {})
+
+
+def test_driver_errors_come_as_sqlalchemy_errors(reader: LoopReader) -> None:
+    with pytest.raises(DBAPIError):
+        reader.all(sa_select(func.no_such_function()), {})
+    assert reader.all(STATEMENT, params([])) == []
