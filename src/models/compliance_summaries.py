@@ -25,6 +25,15 @@ class ComplianceSummary(SQLModel, table=True):
     """One row per factory; `full_json` and `public_json` are the encoded answer bodies."""
 
     __tablename__ = "compliance_summaries"
+    # Covers what the supply-chain aggregate reads of each factory, so its joins never touch the
+    # rows, which carry both encoded answers (SQLite, a 2,429-factory chain: bands 15 → 6 ms,
+    # critical issues 27 → 14 ms).
+    __table_args__ = (
+        Index(
+            "ix_compliance_summaries_figures", "factory_id", "risk_band", "previous_risk_band",
+            "open_critical_count", "assessment_id",
+        ),
+    )  # fmt: skip
 
     factory_id: str = Field(foreign_key="factories.id", primary_key=True, max_length=40)
     assessment_id: str | None = fk("assessments.id", index=False, nullable=True)

@@ -22,7 +22,11 @@ class FactoryStatus(StrEnum):
 
 class Factory(SQLModel, table=True):
     __tablename__ = "factories"
-    __table_args__ = (Index("ix_factories_updated_at_id", "updated_at", "id"),)
+    __table_args__ = (
+        Index("ix_factories_updated_at_id", "updated_at", "id"),
+        # The supply-chain aggregate names its factories from the index alone.
+        Index("ix_factories_id_name", "id", "name"),
+    )
 
     id: str = id_field("fac")
     programme_code: str | None = Field(default=None, unique=True, max_length=40)
