@@ -8,9 +8,12 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, and_, false, func, or_, true
+import orjson
+from sqlalchemy import ColumnElement, Engine, String, and_, bindparam, false, func, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -27,19 +30,18 @@ from src.models import (
     SupplyChainLink,
 )
 from src.models.compliance_summaries import RiskBand
-from src.models.supply_chain_compliance import (
-    ClusterRate,
-    CriticalIssue,
-    RiskBandCounts,
-    SupplyChainCompliance,
-    WorsenedFactory,
-)
+from src.models.supply_chain_compliance import RiskBandCounts
+from src.prepared_reads import Reader
 from src.services.access import (
+    VISIBLE_ON,
     Principal,
+    Visibility,
     active_on,
-    consent_granted,
+    consent_granted_bound,
     subscription_active,
     supply_chain_readable,
+    visibility_of,
+    visibility_params,
 )
 from src.services.catalogue import current_version
 from src.services.compliance_figures import UNRESOLVED
@@ -49,9 +51,13 @@ BAND_ORDER = {RiskBand.low: 0, RiskBand.medium: 1, RiskBand.high: 2, RiskBand.cr
 CSV_BATCH = 1000
 
 
+CHAIN = bindparam("chain_id", type_=String)
+
+
 def _require_chain(session: Session, principal: Principal, chain_id: str) -> bool:
-    """Raises NotFound unless the caller may read the chain; answers whether the chain's owner
-    is subscribed today, without which none of its factories is visible."""
+    """Raises NotFound unless the caller may read the chain; answers whether its factories show:
+    the chain's owner is subscribed today (without which none of them is visible), or the caller
+    is the programme."""
     row = session.execute(
         sa_select(subscription_active(col(SupplyChain.org_id), utcnow().date())).where(
             col(SupplyChain.id) == chain_id, supply_chain_readable(principal)
@@ -59,66 +65,88 @@ def _require_chain(session: Session, principal: Principal, chain_id: str) -> boo
     ).first()
     if row is None:
         raise NotFound(f"No supply chain {chain_id}.")
-    return bool(row[0])
+    return bool(row[0]) or principal.is_admin
 
 
-def _chain_links(principal: Principal, chain_id: str, subscribed: bool) -> Any:
-    """Conditions selecting the chain's active links to factories the caller sees.
+def _chain_links(factories_show: bool) -> ColumnElement[bool]:
+    """Conditions selecting the active links of the chain `:chain_id` on `:visible_on`.
 
     A readable chain with a subscribed owner shows every factory it actively links (that is
-    what `factory_visible` asks of some link), so the check runs once for the chain instead of
-    once per factory; an admin sees every link."""
+    what `factory_visible` asks of some link), so the check runs once for the chain (see
+    `_require_chain`) instead of once per factory."""
     return and_(
-        col(SupplyChainLink.supply_chain_id) == chain_id,
-        active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, utcnow().date()),  # type: ignore[arg-type]
-        true() if subscribed or principal.is_admin else false(),
+        col(SupplyChainLink.supply_chain_id) == CHAIN,
+        active_on(SupplyChainLink.starts_on, SupplyChainLink.ends_on, VISIBLE_ON),  # type: ignore[arg-type]
+        true() if factories_show else false(),
     )
 
 
-def _linked(factory_id: Any, links: Any) -> Any:
-    return and_(col(SupplyChainLink.factory_id) == factory_id, links)
+def _linked(factory_id: Any, factories_show: bool) -> ColumnElement[bool]:
+    return and_(col(SupplyChainLink.factory_id) == factory_id, _chain_links(factories_show))
 
 
-def supply_chain_compliance(
-    session: Session, *, principal: Principal, supply_chain_id: str
-) -> SupplyChainCompliance:
-    subscribed = _require_chain(session, principal, supply_chain_id)
-    links = _chain_links(principal, supply_chain_id, subscribed)
-    rows = session.exec(
-        select(
+@dataclass(frozen=True)
+class _ChainRead:
+    """One aggregate's reads: the shape its statements are built for, and their parameters."""
+
+    shape: Visibility
+    factories_show: bool
+    params: dict[str, Any]
+
+    @classmethod
+    def of(cls, principal: Principal, chain_id: str, *, factories_show: bool) -> _ChainRead:
+        params = visibility_params(principal) | {"chain_id": chain_id}
+        return cls(visibility_of(principal), factories_show, params)
+
+
+@cache
+def _bands_statement(factories_show: bool) -> Any:
+    return (
+        sa_select(
             col(Factory.id),
             col(Factory.name),
             col(ComplianceSummary.risk_band),
             col(ComplianceSummary.previous_risk_band),
         )
         .select_from(Factory)
-        .join(SupplyChainLink, _linked(col(Factory.id), links))
+        .join(SupplyChainLink, _linked(col(Factory.id), factories_show))
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
         .order_by(col(Factory.id))
-    ).all()
+    )
+
+
+def compliance_body(session: Session, *, principal: Principal, supply_chain_id: str) -> bytes:
+    """The answer (a `SupplyChainCompliance`), encoded once: a large chain's ~2,000 nested
+    objects cost more to build as models than to read."""
+    read = _ChainRead.of(
+        principal,
+        supply_chain_id,
+        factories_show=_require_chain(session, principal, supply_chain_id),
+    )
+    reader = Reader.of_session(session)
+    rows = reader.all(_bands_statement(read.factories_show), read.params)
     # Bands stay the stored strings (RiskBand is a StrEnum, so they key BAND_ORDER as they are).
     bands = Counter(band or "unassessed" for _, _, band, _ in rows)
-    worsened = []
-    names = {}
-    for factory_id, name, band, previous in rows:
-        names[factory_id] = name
-        if band and previous and BAND_ORDER[band] > BAND_ORDER[previous]:
-            worsened.append(
-                WorsenedFactory(
-                    factory_id=factory_id,
-                    factory_name=name,
-                    previous_risk_band=previous,
-                    risk_band=band,
-                )
-            )
-    return SupplyChainCompliance(
-        supply_chain_id=supply_chain_id,
-        factories=len(rows),
-        risk_bands=RiskBandCounts(**bands),
-        clusters=_cluster_rates(session, links),
-        open_critical_issues=_open_critical_issues(session, principal, links, names),
-        worsened=worsened,
-    )
+    names = {factory_id: name for factory_id, name, _, _ in rows}
+    worsened = [
+        {
+            "factory_id": factory_id,
+            "factory_name": name,
+            "previous_risk_band": previous,
+            "risk_band": band,
+        }
+        for factory_id, name, band, previous in rows
+        if band and previous and BAND_ORDER[band] > BAND_ORDER[previous]
+    ]
+    answer = {
+        "supply_chain_id": supply_chain_id,
+        "factories": len(rows),
+        "risk_bands": {band: bands[band] for band in RiskBandCounts.model_fields},
+        "clusters": _cluster_rates(session, reader, read),
+        "open_critical_issues": _open_critical_issues(reader, read, names),
+        "worsened": worsened,
+    }
+    return orjson.dumps(answer)
 
 
 def _cluster_names(session: Session) -> dict[str, str]:
@@ -133,18 +161,25 @@ def _cluster_names(session: Session) -> dict[str, str]:
     return {cluster.code: cluster.name for cluster in clusters}
 
 
-def _cluster_rates(session: Session, links: Any) -> list[ClusterRate]:
+@cache
+def _cluster_sums_statement(factories_show: bool) -> Any:
+    return (
+        sa_select(
+            col(ClusterCount.cluster_code),
+            func.sum(ClusterCount.asked),
+            func.sum(ClusterCount.non_compliant),
+        )
+        .join(SupplyChainLink, _linked(col(ClusterCount.factory_id), factories_show))
+        .group_by(col(ClusterCount.cluster_code))
+    )
+
+
+def _cluster_rates(session: Session, reader: Reader, read: _ChainRead) -> list[dict[str, Any]]:
     totals = {
         code: (int(asked), int(non_compliant))
-        for code, asked, non_compliant in session.exec(
-            select(
-                col(ClusterCount.cluster_code),
-                func.sum(ClusterCount.asked),
-                func.sum(ClusterCount.non_compliant),
-            )
-            .join(SupplyChainLink, _linked(col(ClusterCount.factory_id), links))
-            .group_by(col(ClusterCount.cluster_code))
-        ).all()
+        for code, asked, non_compliant in reader.all(
+            _cluster_sums_statement(read.factories_show), read.params
+        )
     }
     names = _cluster_names(session)
     codes = list(names) + sorted(set(totals) - set(names))
@@ -152,25 +187,21 @@ def _cluster_rates(session: Session, links: Any) -> list[ClusterRate]:
     for code in codes:
         asked, non_compliant = totals.get(code, (0, 0))
         rates.append(
-            ClusterRate(
-                code=code,
-                name=names.get(code, code),
-                asked=asked,
-                non_compliant=non_compliant,
-                rate=round(non_compliant / asked, 4) if asked else None,
-            )
+            {
+                "code": code,
+                "name": names.get(code, code),
+                "asked": asked,
+                "non_compliant": non_compliant,
+                "rate": round(non_compliant / asked, 4) if asked else None,
+            }
         )
     return rates
 
 
-def _open_critical_issues(
-    session: Session, principal: Principal, links: Any, names: dict[str, str]
-) -> list[CriticalIssue]:
-    """The open remediation items on critical questions of each factory's summarised assessment
-    (as in its own summary); `names` are the chain's factories by id, read already."""
-    today = utcnow().date()
+@cache
+def _critical_issues_statement(shape: Visibility, factories_show: bool) -> Any:
     factory_id: Any = col(RemediationItem.factory_id)
-    rows = session.execute(
+    return (
         sa_select(
             col(RemediationItem.id),
             factory_id,
@@ -180,7 +211,7 @@ def _open_critical_issues(
             col(Assessment.visit_end),
         )
         .select_from(RemediationItem)
-        .join(SupplyChainLink, _linked(factory_id, links))
+        .join(SupplyChainLink, _linked(factory_id, factories_show))
         .join(
             ComplianceSummary,
             and_(
@@ -195,25 +226,34 @@ def _open_critical_issues(
             col(ComplianceSummary.open_critical_count) > 0,
             col(Question.critical).is_(True),
             col(RemediationItem.status).in_(UNRESOLVED),
-            or_(col(Question.public).is_(True), consent_granted(principal, factory_id)),
+            or_(col(Question.public).is_(True), consent_granted_bound(shape, factory_id)),
         )
         .order_by(col(Assessment.visit_end), col(RemediationItem.id))
-    ).all()
+    )
+
+
+def _open_critical_issues(
+    reader: Reader, read: _ChainRead, names: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The open remediation items on critical questions of each factory's summarised assessment
+    (as in its own summary); `names` are the chain's factories by id, read already."""
+    today = utcnow().date()
+    rows = reader.all(_critical_issues_statement(read.shape, read.factories_show), read.params)
     return [
-        CriticalIssue(
-            remediation_item_id=item_id,
-            factory_id=item_factory_id,
-            factory_name=names[item_factory_id],
-            question=code,
-            text=text,
-            status=status,
-            opened_on=opened,
-            age_days=(today - opened).days,
-        )
-        for item_id, item_factory_id, code, text, status, opened in rows
+        {
+            "remediation_item_id": item_id,
+            "factory_id": factory_id,
+            "factory_name": names[factory_id],
+            "question": code,
+            "text": text,
+            "status": status,
+            "opened_on": opened,
+            "age_days": (today - opened).days,
+        }
+        for item_id, factory_id, code, text, status, opened in rows
         # On PostgreSQL each statement sees the data as it began: a factory linked in between
         # is left for the next read rather than reported without its name.
-        if item_factory_id in names
+        if factory_id in names
     ]
 
 
@@ -222,9 +262,9 @@ def export_supply_chain_csv(
 ) -> Iterator[str]:
     """The chain's factories with their summary figures, one CSV row each, read in batches."""
     with Session(engine) as session:
-        subscribed = _require_chain(session, principal, supply_chain_id)
+        factories_show = _require_chain(session, principal, supply_chain_id)
         clusters = list(_cluster_names(session))
-        links = _chain_links(principal, supply_chain_id, subscribed)
+        params = {"chain_id": supply_chain_id, "visible_on": utcnow().date()}
         yield _csv_line([
             "factory_id", "name", "country", "supplier_code", "risk_band", "previous_risk_band",
             "open_critical_issues", "cycle", *[f"non_compliance_{code}" for code in clusters],
@@ -243,11 +283,12 @@ def export_supply_chain_csv(
                 )
                 .add_columns(col(ComplianceSummary.cycle))
                 .select_from(Factory)
-                .join(SupplyChainLink, _linked(col(Factory.id), links))
+                .join(SupplyChainLink, _linked(col(Factory.id), factories_show))
                 .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
                 .where(col(Factory.id) > after)
                 .order_by(col(Factory.id))
-                .limit(CSV_BATCH)
+                .limit(CSV_BATCH),
+                params,
             ).all()
             if not rows:
                 return

@@ -22,7 +22,9 @@ from src.models import (
     Subscription,
     SupplyChainLink,
 )
-from src.services.supply_chain_compliance import _chain_links, _open_critical_issues
+from src.models.supply_chain_compliance import SupplyChainCompliance
+from src.prepared_reads import Reader
+from src.services.supply_chain_compliance import _ChainRead, _open_critical_issues
 from tests.api.test_access_log import principal_of
 from tests.api.test_factories import count_statements
 from tests.builders import (
@@ -156,6 +158,9 @@ class TestAggregate:
         )
         assert response.status_code == 200
         body = response.json()
+        # Encoded without the model: it must still be exactly the documented schema.
+        documented = SupplyChainCompliance.model_validate_json(response.content)
+        assert documented.model_dump(mode="json") == body
         assert body["factories"] == 4
         assert body["risk_bands"] == {
             "low": 1,
@@ -281,13 +286,14 @@ class TestAggregate:
         # PostgreSQL runs each statement on its own snapshot: the critical-issues query may see a
         # link that the factories query before it did not.
         principal = principal_of(chain_world["buyer"])
-        links = _chain_links(principal, chain_world["chain"].id, subscribed=True)
+        read = _ChainRead.of(principal, chain_world["chain"].id, factories_show=True)
+        reader = Reader.of_session(session)
         alpha = chain_world["factories"][0]
         everyone = {factory.id: factory.name for factory in chain_world["factories"]}
-        seen = _open_critical_issues(session, principal, links, everyone)
-        assert [issue.factory_id for issue in seen] == [alpha.id]
+        seen = _open_critical_issues(reader, read, everyone)
+        assert [issue["factory_id"] for issue in seen] == [alpha.id]
         without_alpha = {key: name for key, name in everyone.items() if key != alpha.id}
-        assert _open_critical_issues(session, principal, links, without_alpha) == []
+        assert _open_critical_issues(reader, read, without_alpha) == []
 
 
 class TestCsv:
