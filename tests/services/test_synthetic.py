@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlmodel import Session, col, func, select
 
-from src.db import make_engine
+from src.db import make_engine, temporary_database
 from src.models import Assessment, ComplianceSummary, Factory, Finding, SupplyChainLink
 from src.services.synthetic import seed_synthetic
 from tests.conftest import alembic_config
@@ -43,3 +45,24 @@ def test_one_seed_one_dataset(tmp_path: Path) -> None:
     assert first[0] != other[0]
     assert first[2] == 30  # every factory has its stored summary
     assert first[1] == 30 * 2 * 100
+
+
+@pytest.mark.skipif(
+    not os.environ.get("WEFT_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the visibility map is PostgreSQL's: needs WEFT_TEST_DATABASE_URL on PostgreSQL",
+)
+def test_on_postgresql_the_dataset_ends_vacuumed_and_analysed() -> None:
+    with temporary_database(os.environ["WEFT_TEST_DATABASE_URL"], prefix="weft_seed") as url:
+        command.upgrade(alembic_config(url), "head")
+        engine = make_engine(url)
+        try:
+            seed_synthetic(engine, factories=10, cycles=1, buyers=2, seed=1)
+            with engine.connect() as connection:
+                vacuumed, analysed = connection.exec_driver_sql(
+                    "SELECT last_vacuum, last_analyze FROM pg_stat_user_tables"
+                    " WHERE relname = 'compliance_summaries'"
+                ).one()
+        finally:
+            engine.dispose()
+    assert vacuumed is not None
+    assert analysed is not None
