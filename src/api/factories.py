@@ -23,7 +23,8 @@ CSV = "text/csv"
 JSON = "application/json"
 
 
-def factory_filters(
+# `async def`, like every dependency: a plain `def` one costs each list request a threadpool hop.
+async def factory_filters(
     country: Annotated[
         str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")
     ] = None,
