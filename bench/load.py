@@ -92,7 +92,7 @@ def _milliseconds(text: str) -> float:
 
 def _percentile(output: str, percent: int) -> str:
     """A line of wrk's latency distribution; anchored, as the stdev column also ends in `%`."""
-    match = re.search(rf"^\s+{percent}%\s+(\S+)$", output, re.MULTILINE)
+    match = re.search(rf"^\s+{percent}%\s+(\S+)\s*$", output, re.MULTILINE)
     if match is None:
         raise ValueError(f"wrk printed no {percent}th percentile:\n{output}")
     return match.group(1)
