@@ -164,21 +164,24 @@ class LoopReader(Reader):
     """The event loop's own connection, taken out of the pool for good and kept in autocommit.
     Every statement runs to completion without awaiting, so requests take turns on it and it never
     waits for a pooled connection; on a driver error (the server restarted, say) it is dropped and
-    the next read connects again. Only the thread that first uses it may use it: a route running
-    in the threadpool reads through its session instead."""
+    the next read connects again. Only the thread of the event loop may use it: a route running
+    in the threadpool reads through its session instead. When that thread has ended (a test
+    client without a lifespan runs each request on a thread of its own), the next thread takes
+    the reader over with a connection of its own."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine.dialect, self._dbapi_connection)
         self._engine = engine
         self._pooled: PoolProxiedConnection | None = None
-        self._thread: int | None = None
+        self._thread: threading.Thread | None = None
 
     def _dbapi_connection(self) -> DBAPIConnection:
-        thread = threading.get_ident()
-        if self._thread is None:
+        thread = threading.current_thread()
+        if thread is not self._thread:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError("a LoopReader is used from the event loop's thread only")
+            self.close()
             self._thread = thread
-        elif thread != self._thread:
-            raise RuntimeError("a LoopReader is used from the event loop's thread only")
         if self._pooled is None:
             pooled = self._engine.raw_connection()
             driver = pooled.driver_connection

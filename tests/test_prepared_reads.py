@@ -118,6 +118,19 @@ class TestTheLoopsConnection:
         thread.join()
         assert len(refused) == 1
 
+    def test_a_thread_takes_it_over_once_its_thread_has_ended(self, reader: LoopReader) -> None:
+        answers: list[list[Any]] = []
+
+        def read() -> None:
+            answers.append(reader.all(sa_select(literal(1)), {}))
+
+        for _ in range(2):
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join()
+        assert answers == [[(1,)], [(1,)]]
+        assert reader.all(sa_select(literal(1)), {}) == [(1,)]
+
     def test_connects_again_after_its_connection_is_lost(
         self, engine: Engine, reader: LoopReader
     ) -> None:
