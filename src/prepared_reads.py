@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, Select
@@ -107,9 +107,13 @@ class _Prepared:
         return converted
 
 
-@cache
+# Keyed by the statement object: callers build each statement once (`functools.cache`), and the
+# bound keeps a statement built per call from growing the cache, at the price of compiling it.
+PREPARED_STATEMENTS = 1024
+
+
+@lru_cache(maxsize=PREPARED_STATEMENTS)
 def _prepared(statement: AnySelect, dialect: Dialect) -> _Prepared:
-    # Keyed by the statement object: callers build each statement once (`functools.cache`).
     return _Prepared(statement, dialect)
 
 
