@@ -22,18 +22,9 @@ from sqlalchemy import Engine
 
 from src.config import Settings
 from src.db import transaction, utcnow
-from src.services.delivery import (
-    HttpClients,
-    Outcome,
-    Outgoing,
-    RetryPolicy,
-    claim,
-    fan_out,
-    prepare,
-    record,
-    send,
-)
+from src.services.delivery import RetryPolicy, claim, fan_out, prepare, record
 from src.services.event_feed import prune_events
+from src.services.webhook_sending import HttpClients, Outcome, Outgoing, send
 
 logger = logging.getLogger("weft.worker")
 

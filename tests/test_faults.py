@@ -34,8 +34,8 @@ from src.db import make_engine, transaction, utcnow
 from src.main import create_app
 from src.models import Delivery, DeliveryAttempt, Factory, WebhookEndpoint
 from src.services.clients import NewClient
-from src.services.delivery import MAX_RETRY_AFTER
 from src.services.events import EventType, emit
+from src.services.webhook_sending import MAX_RETRY_AFTER
 from src.services.webhooks import new_secret
 from src.worker import run_once
 from tests.builders import bearer, make_buyer, make_programme_client

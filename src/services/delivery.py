@@ -1,5 +1,5 @@
-"""Webhook delivery: fan events out into deliveries, lease the due ones, send them signed per the
-Standard Webhooks spec, and record each attempt with its retry.
+"""Webhook delivery: fan events out into deliveries, lease the due ones, build their messages, and
+record each attempt with its retry (sending one is `src.services.webhook_sending`'s).
 
 Every step that touches the database is a plain function over a session, so the worker
 (`src.worker`) can run them in short transactions and a test can drive them with its own clock.
@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
-import itertools
-import math
 import random
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 from sqlalchemy import bindparam, insert, or_, select, text, update
 from sqlmodel import Session, col
-from standardwebhooks import Webhook
 
 from src.config import Settings
 from src.db import utcnow
@@ -36,20 +30,16 @@ from src.models.webhooks import DeliveryRead, DeliveryStatus
 from src.services.access import Principal
 from src.services.event_feed import event_data, receivable, stored_summaries
 from src.services.events import EventType, emit
-from src.services.ssrf import UnsafeDestination, resolve_destination_async
 from src.services.tokens import ALL_SUPPLY_CHAINS
+from src.services.webhook_sending import MAX_RETRY_AFTER, Outcome, Outgoing, deliver_alone
 from src.services.webhooks import (
-    RESPONSE_BODY_LIMIT,
     get_delivery,
     get_endpoint,
     signing_secrets,
 )
 
 FAN_OUT_BATCH = 500
-CONNECTIONS_PER_CLIENT = 2
 FAILING_LIMIT = dt.timedelta(days=5)
-MAX_RETRY_AFTER = dt.timedelta(hours=24)
-USER_AGENT = "Weft-Webhooks/1.0"
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 # Any constant works; it names the one fan-out that may run at a time across workers.
 _FAN_OUT_LOCK = 0x77656674
@@ -81,38 +71,6 @@ class RetryPolicy:
 
 
 ONE_ATTEMPT = RetryPolicy(delays=())
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A message ready to send: the exact body and the secrets that sign it."""
-
-    delivery_id: str
-    lease: dt.datetime | None
-    attempt: int
-    endpoint_id: str
-    url: str
-    secrets: tuple[str, ...]
-    body: bytes
-
-
-@dataclass
-class Outcome:
-    delivery_id: str
-    lease: dt.datetime | None
-    attempt: int
-    endpoint_id: str
-    duration_ms: int = 0
-    response_code: int | None = None
-    response_body: str = ""
-    error: str | None = None
-    retry_after: dt.timedelta | None = None
-    sent: bool = True
-    started_at: dt.datetime = field(default_factory=utcnow)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.response_code is not None and 200 <= self.response_code < 300
 
 
 def endpoint_principal(endpoint: WebhookEndpoint, org_kind: str) -> Principal:
@@ -292,112 +250,6 @@ def prepare(
     return outgoing, dropped
 
 
-def make_http_client(settings: Settings, connections: int) -> httpx.AsyncClient:
-    """A pooled client: no redirects, no proxies from the environment (a proxy would connect to
-    the name, not to the address that was checked)."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
-
-
-class HttpClients:
-    """The worker's senders: `webhook_concurrency` connections spread over small clients.
-
-    Before each request httpcore checks every connection of its pool (a readability syscall
-    each), so one large pool costs more per request the larger it is: measured against a local
-    receiver, one client of 64 connections sent 365 requests/s, eight clients of eight 1,030/s,
-    32 clients of two 1,560/s."""
-
-    def __init__(self, settings: Settings) -> None:
-        count = math.ceil(settings.webhook_concurrency / CONNECTIONS_PER_CLIENT)
-        connections = math.ceil(settings.webhook_concurrency / count)
-        self._clients = [make_http_client(settings, connections) for _ in range(count)]
-        self._turn = itertools.cycle(self._clients)
-
-    def next(self) -> httpx.AsyncClient:
-        return next(self._turn)
-
-    async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
-
-
-def _retry_after(value: str | None) -> dt.timedelta | None:
-    if not value:
-        return None
-    if value.strip().isdigit():
-        # Capped before the timedelta is made: a receiver's 10**20 would overflow it.
-        return dt.timedelta(seconds=min(int(value.strip()), MAX_RETRY_AFTER.total_seconds()))
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return max(moment - utcnow(), dt.timedelta(0))
-
-
-def signed_headers(message: Outgoing, moment: dt.datetime) -> dict[str, str]:
-    content = message.body.decode()
-    signatures = [
-        Webhook(secret).sign(message.delivery_id, moment, content) for secret in message.secrets
-    ]
-    return {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": message.delivery_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": " ".join(signatures),
-    }
-
-
-async def send(client: httpx.AsyncClient, message: Outgoing, settings: Settings) -> Outcome:
-    """One attempt: check where the URL points now, connect to that address, and wait at most
-    `webhook_timeout_seconds` for the answer. Never raises."""
-    outcome = Outcome(
-        delivery_id=message.delivery_id,
-        lease=message.lease,
-        attempt=message.attempt,
-        endpoint_id=message.endpoint_id,
-    )
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(settings.webhook_timeout_seconds):
-            destination = await resolve_destination_async(message.url, settings)
-            headers = signed_headers(message, utcnow()) | {"host": destination.host_header}
-            extensions = (
-                {"sni_hostname": destination.host} if message.url.startswith("https") else {}
-            )
-            request = client.build_request(
-                "POST", destination.connect_url, content=message.body, headers=headers,
-                extensions=extensions,
-            )  # fmt: skip
-            response = await client.send(request, stream=True)
-            try:
-                head = b""
-                async for chunk in response.aiter_raw():
-                    head += chunk
-                    if len(head) >= RESPONSE_BODY_LIMIT:
-                        break
-            finally:
-                await response.aclose()
-        outcome.response_code = response.status_code
-        outcome.response_body = head[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
-        if response.status_code in (429, 503):
-            outcome.retry_after = _retry_after(response.headers.get("retry-after"))
-    except UnsafeDestination as exc:
-        outcome.error = f"refused: the URL {exc}"
-    except TimeoutError:
-        outcome.error = f"no answer within {settings.webhook_timeout_seconds:g} s"
-    except httpx.HTTPError as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"[:500]
-    outcome.duration_ms = round((time.perf_counter() - started) * 1000)
-    return outcome
-
-
 def _disable(session: Session, endpoint: WebhookEndpoint, reason: str, now: dt.datetime) -> None:
     """Disables the endpoint and tells its organisation through its other endpoints."""
     endpoint.enabled = False
@@ -498,11 +350,6 @@ def record(
     )
     _update_endpoints(session, outcomes, now)
     session.flush()
-
-
-async def deliver_alone(message: Outgoing, settings: Settings) -> Outcome:
-    async with make_http_client(settings, connections=1) as client:
-        return await send(client, message, settings)
 
 
 def send_test_event(
