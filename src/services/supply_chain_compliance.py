@@ -262,9 +262,12 @@ def export_supply_chain_csv(
 ) -> Iterator[str]:
     """The chain's factories with their summary figures, one CSV row each, read in batches."""
     with Session(engine) as session:
-        factories_show = _require_chain(session, principal, supply_chain_id)
+        read = _ChainRead.of(
+            principal,
+            supply_chain_id,
+            factories_show=_require_chain(session, principal, supply_chain_id),
+        )
         clusters = list(_cluster_names(session))
-        params = {"chain_id": supply_chain_id, "visible_on": utcnow().date()}
         yield _csv_line([
             "factory_id", "name", "country", "supplier_code", "risk_band", "previous_risk_band",
             "open_critical_issues", "cycle", *[f"non_compliance_{code}" for code in clusters],
@@ -283,12 +286,12 @@ def export_supply_chain_csv(
                 )
                 .add_columns(col(ComplianceSummary.cycle))
                 .select_from(Factory)
-                .join(SupplyChainLink, _linked(col(Factory.id), factories_show))
+                .join(SupplyChainLink, _linked(col(Factory.id), read.factories_show))
                 .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
                 .where(col(Factory.id) > after)
                 .order_by(col(Factory.id))
                 .limit(CSV_BATCH),
-                params,
+                read.params,
             ).all()
             if not rows:
                 return
