@@ -95,7 +95,7 @@ def seed_synthetic(
         size = min(BATCH, factories - start)
         with transaction(engine) as session:
             factory_ids = _factories(session, new_id, rng, start, size)
-            _links(session, new_id, rng, factory_ids, chains)
+            _links(session, new_id, rng, start, factory_ids, chains)
             dataset.assessments += cycles * size
             dataset.findings += _assessments(
                 session, new_id, rng, factory_ids, cycles, version.version, questions
@@ -192,20 +192,23 @@ def _links(
     session: Session,
     new_id: _Ids,
     rng: random.Random,
+    start: int,
     factory_ids: list[str],
     chains: list[tuple[str, str]],
 ) -> None:
     links, consents = [], []
-    for factory_id in factory_ids:
+    for n, factory_id in enumerate(factory_ids, start):
         chosen = {chains[0]} if rng.random() < 0.25 else set()
         chosen |= set(rng.sample(chains[1:], k=min(3, len(chains) - 1)))
-        for chain_id, org_id in chosen:
+        # Sorted: a set's order follows string hashing, which differs from process to process.
+        for chain_id, org_id in sorted(chosen):
             links.append(
                 {
                     "id": new_id("lnk"),
                     "supply_chain_id": chain_id,
                     "factory_id": factory_id,
-                    "supplier_code": f"V{rng.randint(0, 10**8)}",
+                    # The factory's number makes it unique in every chain, as the schema requires.
+                    "supplier_code": f"V{rng.randint(100, 999)}{n:07d}",
                     "starts_on": dt.date(2024, 1, 1),
                 }
             )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,38 @@ def test_one_seed_one_dataset(tmp_path: Path) -> None:
     assert first[0] != other[0]
     assert first[2] == 30  # every factory has its stored summary
     assert first[1] == 30 * 2 * 100
+
+
+def _links_seeded_in_a_process(path: Path, hash_seed: str) -> list[tuple[str, str, str]]:
+    url = f"sqlite:///{path}"
+    command.upgrade(alembic_config(url), "head")
+    subprocess.run(
+        [sys.executable, "-m", "src.cli", "seed", "synthetic", "--factories", "40",
+         "--cycles", "1", "--buyers", "6", "--clients-file", str(path.with_suffix(".json"))],
+        env=os.environ | {"WEFT_DATABASE_URL": url, "PYTHONHASHSEED": hash_seed},
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    engine = make_engine(url)
+    with Session(engine) as session:
+        links = session.exec(
+            select(
+                SupplyChainLink.id, SupplyChainLink.supply_chain_id, SupplyChainLink.supplier_code
+            ).order_by(col(SupplyChainLink.id))
+        ).all()
+    engine.dispose()
+    return [tuple(link) for link in links]
+
+
+def test_one_seed_one_dataset_whatever_the_process_string_hashing(tmp_path: Path) -> None:
+    """A factory's chains were once taken in set order, which follows the process's string
+    hashing: two processes built different datasets from one seed."""
+    first = _links_seeded_in_a_process(tmp_path / "a.db", hash_seed="1")
+    again = _links_seeded_in_a_process(tmp_path / "b.db", hash_seed="2")
+    assert len(first) >= 40 * 3
+    assert first == again
+    codes = [(chain, code) for _, chain, code in first]
+    assert len(set(codes)) == len(codes)
 
 
 @pytest.mark.skipif(
