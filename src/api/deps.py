@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
-from fastapi.security import OAuth2, SecurityScopes
+from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
 from sqlalchemy import Engine, QueuePool
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from src.config import Settings
-from src.prepared_reads import Reader
 from src.services.access import Principal, resolve_principal
 from src.services.errors import TokenMissing
 from src.services.tokens import TokenVerifier
@@ -94,19 +95,27 @@ SCOPE_DESCRIPTIONS = {
     "admin": "Programme staff: read and write everything",
 }
 
-oauth2_scheme = OAuth2(
+CLIENT_CREDENTIALS = OAuth2Model(
     flows=OAuthFlows(
         clientCredentials=OAuthFlowClientCredentials(
             tokenUrl="/oauth/token", scopes=SCOPE_DESCRIPTIONS
         )
-    ),
-    scheme_name="OAuth2ClientCredentials",
-    auto_error=False,
+    )
 )
 
 
-def _bearer_token(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
+class _BearerScheme(SecurityBase):
+    """The OAuth2 client-credentials scheme, which OpenAPI documents on every route that depends
+    on it, and which resolves the request's caller itself: one dependency instead of a scheme
+    read by a resolver, which FastAPI would solve as two on every request."""
+
+    def __init__(self) -> None:
+        self.model = CLIENT_CREDENTIALS
+        self.scheme_name = "OAuth2ClientCredentials"
+
+
+def _bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise TokenMissing("Send an access token as `Authorization: Bearer <token>`.")
     return token.strip()
@@ -119,39 +128,35 @@ def _authorised(request: Request, principal: Principal, scopes: SecurityScopes) 
     return principal
 
 
-async def get_principal(
-    request: Request,
-    security_scopes: SecurityScopes,
-    session: SessionDep,
-    authorization: Annotated[str | None, Depends(oauth2_scheme)],
-) -> Principal:
-    """The verified caller; 401 without a valid token, 403 without every scope the route names.
-    Runs in the event loop: a cached claim lookup and one indexed query cost less than a hop to
-    the threadpool."""
-    token = _bearer_token(authorization)
-    verifier: TokenVerifier = request.app.state.token_verifier
-    principal = resolve_principal(Reader.of_session(session), verifier.verify(token))
-    return _authorised(request, principal, security_scopes)
-
-
-async def get_principal_checked_by_route(
-    request: Request,
-    security_scopes: SecurityScopes,
-    authorization: Annotated[str | None, Depends(oauth2_scheme)],
-) -> Principal:
-    """As `get_principal`, for a route whose one statement checks the client's revocation
-    itself (the compliance summary): a token this dependency resolved before skips the client
-    query. Its signature and expiry are still checked on every request. It opens no session:
-    such a route reads through the event loop's own connection (`app.state.reader`)."""
-    token = _bearer_token(authorization)
-    verifier: TokenVerifier = request.app.state.token_verifier
-    claims = verifier.verify(token)
-    principal = request.app.state.resolved_principals.get(token)
-    if principal is None:
+class _Principal(_BearerScheme):
+    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> Principal:
+        """The verified caller; 401 without a valid token, 403 without every scope the route
+        names. Its client is read on the event loop's own connection (`app.state.reader`), in
+        the loop: one indexed statement costs less than a hop to the threadpool, and a route that
+        needs no transaction opens no session at all."""
+        verifier: TokenVerifier = request.app.state.token_verifier
+        claims = verifier.verify(_bearer_token(request))
         principal = resolve_principal(request.app.state.reader, claims)
-        request.app.state.resolved_principals[token] = principal
-    return _authorised(request, principal, security_scopes)
+        return _authorised(request, principal, security_scopes)
 
+
+class _RouteCheckedPrincipal(_BearerScheme):
+    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> Principal:
+        """As `get_principal`, for a route whose one statement checks the client's revocation
+        itself (the compliance summary): a token this dependency resolved before skips the
+        client query. Its signature and expiry are still checked on every request."""
+        token = _bearer_token(request)
+        verifier: TokenVerifier = request.app.state.token_verifier
+        claims = verifier.verify(token)
+        principal = request.app.state.resolved_principals.get(token)
+        if principal is None:
+            principal = resolve_principal(request.app.state.reader, claims)
+            request.app.state.resolved_principals[token] = principal
+        return _authorised(request, principal, security_scopes)
+
+
+get_principal = _Principal()
+get_principal_checked_by_route = _RouteCheckedPrincipal()
 
 PrincipalDep = Annotated[Principal, Security(get_principal)]
 FactoriesReader = Annotated[Principal, Security(get_principal, scopes=["factories:read"])]
