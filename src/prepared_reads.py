@@ -142,17 +142,27 @@ class Reader:
         sql, arguments = prepared.arguments(params)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(sql)
+        connection: DBAPIConnection | None = None
         try:
-            cursor = self._connection().cursor()
+            connection = self._connection()
+            cursor = connection.cursor()
             try:
                 cursor.execute(sql, arguments)
                 fetched = cursor.fetchall()
             finally:
                 cursor.close()
         except self._dialect.loaded_dbapi.Error as exc:
+            disconnected = connection is not None and self._dialect.is_disconnect(
+                exc, connection, None
+            )
             self._failed()
             raise DBAPIError.instance(
-                sql, arguments, exc, self._dialect.loaded_dbapi.Error, dialect=self._dialect
+                sql,
+                arguments,
+                exc,
+                self._dialect.loaded_dbapi.Error,
+                dialect=self._dialect,
+                connection_invalidated=disconnected,
             ) from exc
         return prepared.rows(fetched)
 
@@ -167,8 +177,9 @@ class Reader:
 class LoopReader(Reader):
     """The event loop's own connection, taken out of the pool for good and kept in autocommit.
     Every statement runs to completion without awaiting, so requests take turns on it and it never
-    waits for a pooled connection; on a driver error (the server restarted, say) it is dropped and
-    the next read connects again. Only the thread of the event loop may use it: a route running
+    waits for a pooled connection; on a driver error it is dropped and the next read connects
+    again, and a read that finds its connection ended by the server (a restart, say) runs again
+    at once on a new one. Only the thread of the event loop may use it: a route running
     in the threadpool reads through its session instead. When that thread has ended (a test
     client without a lifespan runs each request on a thread of its own), the next thread takes
     the reader over with a connection of its own."""
@@ -198,6 +209,17 @@ class LoopReader(Reader):
         connection = self._pooled.dbapi_connection
         assert connection is not None
         return connection
+
+    def all(self, statement: AnySelect, params: Mapping[str, Any]) -> list[Row]:
+        kept = self._pooled is not None
+        try:
+            return super().all(statement, params)
+        except DBAPIError as exc:
+            # A connection kept since an earlier read may have been ended by the server (a
+            # restart, an idle timeout): a SELECT is safe to run again, once, on a new one.
+            if not (kept and exc.connection_invalidated):
+                raise
+            return super().all(statement, params)
 
     def _failed(self) -> None:
         self.close()

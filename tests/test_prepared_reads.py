@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Date, Engine, Integer, LargeBinary, bindparam, func, literal
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from src.db import UTCDateTime, utcnow
 from src.models import Factory
 from src.models.factories import FactoryStatus
 from src.prepared_reads import LoopReader, Reader
+from tests.api.test_factories import count_statements
 from tests.builders import make_factory
 
 STATEMENT = (
@@ -131,7 +132,7 @@ class TestTheLoopsConnection:
         assert answers == [[(1,)], [(1,)]]
         assert reader.all(sa_select(literal(1)), {}) == [(1,)]
 
-    def test_connects_again_after_its_connection_is_lost(
+    def test_a_read_whose_connection_the_server_ended_runs_again_on_a_new_one(
         self, engine: Engine, reader: LoopReader
     ) -> None:
         if engine.dialect.name != "postgresql":
@@ -140,11 +141,16 @@ class TestTheLoopsConnection:
         assert pid is not None
         with engine.begin() as admin:
             admin.execute(sa_select(func.pg_terminate_backend(pid[0])))
-        with pytest.raises(OperationalError):
-            reader.first(sa_select(func.pg_backend_pid()), {})
         again = reader.first(sa_select(func.pg_backend_pid()), {})
         assert again is not None
         assert again[0] != pid[0]
+
+    def test_a_failing_statement_is_not_run_twice(self, engine: Engine, reader: LoopReader) -> None:
+        reader.all(sa_select(literal(1)), {})
+        with count_statements(engine) as statements, pytest.raises(DBAPIError) as raised:
+            reader.all(sa_select(func.no_such_function()), {})
+        assert not raised.value.connection_invalidated
+        assert len(statements) == 1
 
     def test_runs_outside_any_transaction(self, engine: Engine, reader: LoopReader) -> None:
         if engine.dialect.name != "postgresql":
