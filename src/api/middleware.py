@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
+from functools import lru_cache
 
 import orjson
 from prometheus_client import Counter, Histogram
@@ -33,6 +34,13 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+
+
+@lru_cache(maxsize=1024)
+def _metrics(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """The series of one kind of answer, looked up once: `labels()` takes a lock every time."""
+    return REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -75,7 +83,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -121,20 +129,21 @@ class RequestContextMiddleware:
                 )
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            route_path = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], route_path, str(status)).inc()
-            LATENCY.labels(scope["method"], route_path).observe(elapsed)
-            logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "client_id": scope.get("state", {}).get("client_id"),
-                },
-            )
+            route_path = getattr(scope.get("route"), "path", "unmatched")
+            requests, latency = _metrics(scope["method"], route_path, status)
+            requests.inc()
+            latency.observe(elapsed)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client_id": scope.get("state", {}).get("client_id"),
+                    },
+                )
             request_id_var.reset(token)
 
 
