@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def etag_for(body: bytes, *, weak: bool = False) -> str:
-    tag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    # SHA-256 runs in the CPU's own instructions where it has them: ~2 µs for a summary.
+    tag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     return f"W/{tag}" if weak else tag
 
 
@@ -22,6 +23,11 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
         return True
     wanted = etag.removeprefix("W/")
     return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+def _header(raw: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """A response header's value; ASGI response header names are lower case."""
+    return next((value for key, value in raw if key == name), None)
 
 
 class ConditionalGetMiddleware:
@@ -43,9 +49,8 @@ class ConditionalGetMiddleware:
                 await send(message)
                 return
             if message["type"] == "http.response.start":
-                headers = Headers(raw=message["headers"])
-                content_type = headers.get("content-type", "")
-                if message["status"] != 200 or not content_type.startswith("application/json"):
+                content_type = _header(message["headers"], b"content-type") or b""
+                if message["status"] != 200 or not content_type.startswith(b"application/json"):
                     passthrough = True
                     await send(message)
                     return
@@ -56,16 +61,18 @@ class ConditionalGetMiddleware:
                 return
             assert start is not None
             body = b"".join(chunks)
-            headers = MutableHeaders(raw=start["headers"])
-            etag = headers.get("etag") or etag_for(body, weak=body.startswith(b'{"data":'))
-            headers["etag"] = etag
-            if if_none_match and etag_matches(if_none_match, etag):
-                del headers["content-length"]
-                del headers["content-type"]
-                await send({"type": "http.response.start", "status": 304, "headers": headers.raw})
+            headers: list[tuple[bytes, bytes]] = start["headers"]
+            etag = _header(headers, b"etag")
+            if etag is None:
+                etag = etag_for(body, weak=body.startswith(b'{"data":')).encode()
+                headers = [*headers, (b"etag", etag)]
+            if if_none_match and etag_matches(if_none_match, etag.decode("latin-1")):
+                unsent = (b"content-length", b"content-type")
+                headers = [(key, value) for key, value in headers if key not in unsent]
+                await send({"type": "http.response.start", "status": 304, "headers": headers})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            await send(start)
+            await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, buffered_send)
