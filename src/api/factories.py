@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from src.api.deps import Admin, EngineDep, FactoriesReader, SessionDep
 from src.api.pagination import CursorQuery, LimitQuery, Page
@@ -16,6 +17,7 @@ from src.models.compliance_summaries import RiskBand
 from src.models.factories import FactoryCreate, FactoryRead, FactoryStatus, FactoryUpdate
 from src.services import factories as service
 from src.services.factories import FactoryFilters
+from src.services.pagination import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/v1", tags=["factories"])
 
@@ -23,34 +25,36 @@ CSV = "text/csv"
 JSON = "application/json"
 
 
-# `async def`, like every dependency: a plain `def` one costs each list request a threadpool hop.
-async def factory_filters(
-    country: Annotated[
-        str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")
-    ] = None,
-    status: FactoryStatus | None = None,
-    risk_band: RiskBand | None = None,
-    supply_chain: Annotated[
-        str | None, Query(description="Only factories linked in this chain")
-    ] = None,
-    os_id: Annotated[str | None, Query(description="Open Supply Hub id")] = None,
-    supplier_code: Annotated[str | None, Query(description="Your own vendor id")] = None,
-    q: Annotated[
-        str | None, Query(min_length=2, max_length=100, description="Name or code")
-    ] = None,
-    updated_since: Annotated[
-        IsoDateTime | None, Query(description="Only factories changed at or after this time")
-    ] = None,
-) -> FactoryFilters:
-    if updated_since is not None and updated_since.tzinfo is None:
-        updated_since = updated_since.replace(tzinfo=dt.UTC)
-    return FactoryFilters(
-        country=country, status=status, risk_band=risk_band, supply_chain=supply_chain,
-        os_id=os_id, supplier_code=supplier_code, q=q, updated_since=updated_since,
-    )  # fmt: skip
+class FactoryQuery(BaseModel):
+    """The list's query parameters as one model: FastAPI validates it once a request where it
+    would validate ten parameters one by one, and still documents each as a parameter."""
 
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2"
+    )
+    status: FactoryStatus | None = None
+    risk_band: RiskBand | None = None
+    supply_chain: str | None = Field(
+        default=None, description="Only factories linked in this chain"
+    )
+    os_id: str | None = Field(default=None, description="Open Supply Hub id")
+    supplier_code: str | None = Field(default=None, description="Your own vendor id")
+    q: str | None = Field(default=None, min_length=2, max_length=100, description="Name or code")
+    updated_since: IsoDateTime | None = Field(
+        default=None, description="Only factories changed at or after this time"
+    )
+    limit: LimitQuery = DEFAULT_LIMIT
+    cursor: CursorQuery = None
 
-FiltersDep = Annotated[FactoryFilters, Depends(factory_filters)]
+    def filters(self) -> FactoryFilters:
+        updated_since = self.updated_since
+        if updated_since is not None and updated_since.tzinfo is None:
+            updated_since = updated_since.replace(tzinfo=dt.UTC)
+        return FactoryFilters(
+            country=self.country, status=self.status, risk_band=self.risk_band,
+            supply_chain=self.supply_chain, os_id=self.os_id, supplier_code=self.supplier_code,
+            q=self.q, updated_since=updated_since,
+        )  # fmt: skip
 
 
 @router.get(
@@ -69,10 +73,9 @@ async def list_factories(
     request: Request,
     engine: EngineDep,
     principal: FactoriesReader,
-    filters: FiltersDep,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[FactoryQuery, Query()],
 ) -> Response:
+    filters = query.filters()
     if CSV in request.headers.get("accept", ""):
         return ClosingStreamingResponse(
             service.export_factories_csv(engine, principal=principal, filters=filters),
@@ -84,8 +87,8 @@ async def list_factories(
         request.app.state.reader,
         principal=principal,
         filters=filters,
-        cursor=cursor,
-        limit=limit,
+        cursor=query.cursor,
+        limit=query.limit,
     )
     # Encoded here, once: validating a model per row would cost more than the query.
     body = {"data": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}
