@@ -91,6 +91,7 @@ class TokenVerifier:
     Revocation is not cached here: callers check the client on every request."""
 
     KEY_REFRESH_SECONDS = 60
+    UNKNOWN_KEY_LOOKUPS_PER_SECOND = 10
 
     def __init__(
         self, engine: Engine, settings: Settings, clock: Callable[[], float] = time.time
@@ -101,6 +102,8 @@ class TokenVerifier:
         self._claims: LRUCache[str, AccessClaims] = LRUCache(maxsize=50_000)
         self._keys: dict[str, dict[str, Any]] = {}
         self._keys_loaded_at = 0.0
+        self._lookup_window_started_at = float("-inf")
+        self._lookups_in_window = 0
         self._lock = Lock()
 
     def verify(self, token: str) -> AccessClaims:
@@ -158,13 +161,25 @@ class TokenVerifier:
         if self._clock() - self._keys_loaded_at > self.KEY_REFRESH_SECONDS:
             self._reload_keys()
         key = self._keys.get(kid)
-        if key is None:
+        if key is None and self._unknown_key_lookup_allowed():
             # Another process may have rotated since the last load: its new key must verify at
             # once, so an unknown kid costs one lookup by primary key rather than a refusal.
             key = self._load_key(kid)
         if key is None:
             raise Unauthenticated("The access token was signed by an unknown key.")
         return key
+
+    def _unknown_key_lookup_allowed(self) -> bool:
+        """At most `UNKNOWN_KEY_LOOKUPS_PER_SECOND` lookups of unknown kids: a kid is read before
+        any signature is checked, so tokens naming made-up kids would otherwise cost a database
+        read each, in the event loop, before the rate limit refuses them. A few a second leave
+        room for keys rotated in by other processes."""
+        with self._lock:
+            now = self._clock()
+            if now - self._lookup_window_started_at >= 1:
+                self._lookup_window_started_at, self._lookups_in_window = now, 0
+            self._lookups_in_window += 1
+            return self._lookups_in_window <= self.UNKNOWN_KEY_LOOKUPS_PER_SECOND
 
     def _reload_keys(self) -> None:
         lifetime = self._settings.token_lifetime_seconds

@@ -25,6 +25,7 @@ from src.services.clients import NewClient, revoke_client
 from src.services.errors import Unauthenticated
 from src.services.signing_keys import current_signing_key, rotate_keys
 from src.services.tokens import TokenVerifier
+from tests.api.test_factories import count_statements
 from tests.builders import bearer, make_buyer, make_client, token_for
 
 INVALID_TOKEN = 'Bearer error="invalid_token"'
@@ -264,6 +265,22 @@ class TestRotation:
         session.commit()
         claims = verifier.verify(forge.token())
         assert claims.client_id == forge.caller.client.id
+
+    def test_made_up_kids_cost_a_few_key_lookups_a_second_not_one_each(
+        self, session: Session, settings: Settings, engine: Any, forge: Forge
+    ) -> None:
+        now = [time.time()]
+        verifier = TokenVerifier(engine, settings, clock=lambda: now[0])
+        verifier.verify(forge.token())  # loads the keys
+        with count_statements(engine) as statements:
+            for n in range(100):
+                with pytest.raises(Unauthenticated, match="unknown key"):
+                    verifier.verify(forge.token(header=forge.header(kid=f"key_made_up_{n}")))
+        assert len(statements) == TokenVerifier.UNKNOWN_KEY_LOOKUPS_PER_SECOND
+        now[0] += 1
+        forge.key = rotate_keys(session)
+        session.commit()
+        assert verifier.verify(forge.token()).client_id == forge.caller.client.id
 
 
 class TestClaimCache:
