@@ -18,8 +18,8 @@ from src.db import UTCDateTime, utcnow
 from src.models import Factory
 from src.models.factories import FactoryStatus
 from src.prepared_reads import LoopReader, Reader
-from tests.api.test_factories import count_statements
 from tests.builders import make_factory
+from tests.statements import count_statements
 
 STATEMENT = (
     sa_select(

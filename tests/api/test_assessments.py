@@ -12,7 +12,6 @@ from sqlmodel import Session, col, select
 
 from src.models import AccessLogEntry, Assessment, Event, RemediationItem
 from src.services.assessments import retract_assessment
-from tests.api.test_factories import count_statements
 from tests.builders import (
     bearer,
     grant_consent,
@@ -24,6 +23,7 @@ from tests.builders import (
     make_programme_client,
     make_supply_chain,
 )
+from tests.statements import count_statements
 
 FINDINGS = {"CL-CHL-01": True, "CL-CHL-03": False, "OS-MGT-01": False, "CO-MWA-01": True}
 

@@ -15,7 +15,6 @@ from src.db import utcnow
 from src.models import Client, ComplianceSummary, Consent
 from src.models.compliance_summaries import ComplianceSummaryRead
 from tests.api.test_assessments import access_log
-from tests.api.test_factories import count_statements
 from tests.builders import (
     bearer,
     grant_consent,
@@ -27,6 +26,7 @@ from tests.builders import (
     make_programme_client,
     make_supply_chain,
 )
+from tests.statements import count_statements
 
 FINDINGS = {"CL-CHL-01": False, "CL-CHL-03": False, "OS-MGT-01": True, "OS-MGT-02": True}
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from src.models import ComplianceSummary, Event, Factory
@@ -24,6 +21,7 @@ from tests.builders import (
     make_programme_client,
     make_supply_chain,
 )
+from tests.statements import count_statements
 
 
 @pytest.fixture
@@ -362,31 +360,6 @@ class TestProgrammeEdits:
             headers=bearer(client, world["north"]),
         )
         assert response.status_code == 403
-
-
-@contextmanager
-def count_statements(engine: Engine) -> Iterator[list[str]]:
-    """The statements run while the block runs: SQLAlchemy's, and those of prepared reads."""
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    class Recorder(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            statements.append(record.getMessage())
-
-    prepared, recorder, level = logging.getLogger("weft.sql"), Recorder(), logging.DEBUG
-    previous_level = prepared.level
-    prepared.addHandler(recorder)
-    prepared.setLevel(level)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-        prepared.removeHandler(recorder)
-        prepared.setLevel(previous_level)
 
 
 class TestNoQueryPerRow:

@@ -26,7 +26,6 @@ from src.models.supply_chain_compliance import SupplyChainCompliance
 from src.prepared_reads import Reader
 from src.services.supply_chain_compliance import _ChainRead, _open_critical_issues
 from tests.api.test_access_log import principal_of
-from tests.api.test_factories import count_statements
 from tests.builders import (
     bearer,
     grant_consent,
@@ -37,6 +36,7 @@ from tests.builders import (
     make_programme_client,
     make_supply_chain,
 )
+from tests.statements import count_statements
 
 VISIT = dt.date(2026, 3, 10)
 

@@ -25,8 +25,8 @@ from src.services.clients import NewClient, revoke_client
 from src.services.errors import Unauthenticated
 from src.services.signing_keys import current_signing_key, rotate_keys
 from src.services.tokens import TokenVerifier
-from tests.api.test_factories import count_statements
 from tests.builders import bearer, make_buyer, make_client, token_for
+from tests.statements import count_statements
 
 INVALID_TOKEN = 'Bearer error="invalid_token"'
 
