@@ -106,10 +106,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
 
     install_problem_handlers(app)
-    install_docs(app)
-    install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
+    # After the API's routes: Starlette tries routes in order, and the docs are read least.
+    install_docs(app)
+    install_openapi(app)
 
     # The last added is the outermost: request ids and logs wrap everything; rate limits refuse
     # before any body is read or key claimed; idempotency sits inside the body size limit and
