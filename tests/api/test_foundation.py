@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -16,6 +17,16 @@ from src.models import Factory
 from tests.builders import admin_headers
 
 PROBLEM = "application/problem+json"
+
+
+def _samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 class TestProblemDetails:
@@ -89,11 +100,25 @@ class TestHealth:
         assert response.status_code == 200
         assert response.json() == {"status": "ready"}
 
-    def test_metrics_are_prometheus_text(self, client: TestClient) -> None:
+    def test_metrics_count_answers_and_their_durations_per_route(self, client: TestClient) -> None:
+        before = _samples(client)
         client.get("/healthz")
-        response = client.get("/metrics")
-        assert response.status_code == 200
-        assert "weft_http_requests_total" in response.text
+        client.get("/healthz")
+        client.get("/v1/no-such-thing")
+        after = _samples(client)
+
+        def added(name: str, **labels: str) -> float:
+            key = (name, tuple(sorted(labels.items())))
+            return after.get(key, 0.0) - before.get(key, 0.0)
+
+        health = {"method": "GET", "route": "/healthz"}
+        assert added("weft_http_requests_total", **health, status="200") == 2
+        assert added("weft_http_requests_total", method="GET", route="unmatched", status="404") == 1
+        assert added("weft_http_request_duration_seconds_count", **health) == 2
+        assert added("weft_http_request_duration_seconds_bucket", **health, le="+Inf") == 2
+        # A health check answers well within 10 s, so it sits in every finite bucket from there.
+        assert added("weft_http_request_duration_seconds_bucket", **health, le="10.0") == 2
+        assert added("weft_http_request_duration_seconds_sum", **health) > 0
 
     def test_docs_are_served_without_a_cdn(self, client: TestClient) -> None:
         page = client.get("/docs").text
