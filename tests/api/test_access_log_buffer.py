@@ -13,6 +13,9 @@ from src.config import Settings
 from src.db import utcnow
 from src.main import create_app
 from src.models import AccessLogEntry
+from src.models.organizations import OrgKind
+from src.services.access import Principal
+from src.services.access_log import AccessLog
 from tests.api.test_assessments import access_log
 from tests.api.test_compliance_summary import url, world
 from tests.builders import bearer
@@ -40,3 +43,24 @@ def test_buffered_reads_are_written_at_the_flush_and_at_shutdown(
         assert client.get(url(factory), headers=headers).status_code == 200
         assert access_log(session) == [entry]
     assert access_log(session) == [entry, entry]
+
+
+def test_a_flush_larger_than_one_statement_writes_every_entry_once(
+    engine: Engine, session: Session, world: dict[str, Any]
+) -> None:
+    """SQLAlchemy sends a flush as multi-row INSERTs of 1,000 rows: 2,345 entries take three."""
+    log = AccessLog(engine, flush_seconds=60)
+    factory, reader = world["factory"], world["reader"].client
+    principal = Principal(
+        client_id=reader.id,
+        org_id=reader.org_id,
+        org_kind=OrgKind.buyer,
+        scopes=frozenset({"compliance:read"}),
+        supply_chain_ids=(),
+    )
+    for number in range(2345):
+        log.record(principal, factory_id=factory.id, resource="assessment", resource_id=str(number))
+    log.close()
+    logged = session.exec(select(AccessLogEntry.resource_id, AccessLogEntry.client_id)).all()
+    assert sorted(int(resource_id) for resource_id, _ in logged) == list(range(2345))
+    assert {client_id for _, client_id in logged} == {reader.id}
