@@ -48,7 +48,7 @@ def test_buffered_reads_are_written_at_the_flush_and_at_shutdown(
 def test_a_flush_larger_than_one_statement_writes_every_entry_once(
     engine: Engine, session: Session, world: dict[str, Any]
 ) -> None:
-    """SQLAlchemy sends a flush as multi-row INSERTs of 1,000 rows: 2,345 entries take three."""
+    """On SQLite a flush goes as multi-row INSERTs of 1,000 rows: 2,345 entries take three."""
     log = AccessLog(engine, flush_seconds=60)
     factory, reader = world["factory"], world["reader"].client
     principal = Principal(
