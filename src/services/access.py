@@ -12,7 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, String, and_, bindparam, exists, literal, or_, true
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    literal,
+    or_,
+    true,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlmodel import Session, col, select
@@ -154,12 +165,16 @@ def _literal_operands(principal: Principal) -> _Operands:
 BOUND = _Operands(VISIBLE_ORG, VISIBLE_CHAINS, VISIBLE_ON)
 
 
+def delegating_buyers(partner_org_id: str | ColumnElement[str]) -> Select[str]:
+    """The organisations a partner acts for: the buyers that delegated to it."""
+    return sa_select(col(Delegation.buyer_org_id)).where(
+        col(Delegation.partner_org_id) == partner_org_id
+    )
+
+
 def _owner_allowed(shape: Visibility, operands: _Operands) -> ColumnElement[bool]:
     if shape.partner:
-        delegated = sa_select(col(Delegation.buyer_org_id)).where(
-            col(Delegation.partner_org_id) == operands.org_id
-        )
-        return col(SupplyChain.org_id).in_(delegated)
+        return col(SupplyChain.org_id).in_(delegating_buyers(operands.org_id))
     return col(SupplyChain.org_id) == operands.org_id
 
 

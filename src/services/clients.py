@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
-from src.models import Client, Delegation, Organization, SupplyChain
+from src.models import Client, Organization, SupplyChain
 from src.models.clients import ClientRead, ClientWithSecret
 from src.models.organizations import OrgKind
+from src.services.access import delegating_buyers
 from src.services.errors import InvalidInput, NotFound
 from src.services.pagination import Page, paginate
 
@@ -83,11 +84,7 @@ def _check_supply_chains(session: Session, org: Organization, chain_ids: list[st
         return
     if org.kind == OrgKind.programme:
         raise InvalidInput.at("supply_chains", "programme clients see everything; name none")
-    owners = set(
-        session.exec(
-            select(Delegation.buyer_org_id).where(Delegation.partner_org_id == org.id)
-        ).all()
-    ) | {org.id}
+    owners = set(session.scalars(delegating_buyers(org.id)).all()) | {org.id}
     found = session.exec(
         select(SupplyChain.id, SupplyChain.org_id).where(col(SupplyChain.id).in_(chain_ids))
     ).all()
