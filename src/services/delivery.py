@@ -28,7 +28,7 @@ from src.models import Delivery, DeliveryAttempt, Event, Organization, WebhookEn
 from src.models.organizations import OrgKind
 from src.models.webhooks import DeliveryRead, DeliveryStatus
 from src.services.access import Principal
-from src.services.event_feed import event_data, receivable, stored_summaries
+from src.services.event_feed import RELAYED_TO_PARTNERS, event_data, receivable, stored_summaries
 from src.services.events import EventType, emit
 from src.services.tokens import ALL_SUPPLY_CHAINS
 from src.services.webhook_sending import MAX_RETRY_AFTER, Outcome, Outgoing, deliver_alone
@@ -85,12 +85,15 @@ def endpoint_principal(endpoint: WebhookEndpoint, org_kind: str) -> Principal:
     )
 
 
-def _wants(endpoint: WebhookEndpoint, event: Event) -> bool:
-    """The endpoint's own filters; what its organisation may see is checked in SQL after."""
+def _wants(endpoint: WebhookEndpoint, org_kind: str, event: Event) -> bool:
+    """The endpoint's own filters, and no event addressed to another organisation unless a
+    partner may receive it (`audience`); what the organisation may see is checked in SQL after."""
     if endpoint.event_types and event.type not in endpoint.event_types:
         return False
     if event.org_id is not None and event.org_id != endpoint.org_id:
-        return False
+        relayable = org_kind == OrgKind.partner and event.type in RELAYED_TO_PARTNERS
+        if not relayable:
+            return False
     chain = event.data.get("supply_chain_id")
     return not (endpoint.supply_chain_ids and chain and chain not in endpoint.supply_chain_ids)
 
@@ -143,7 +146,7 @@ def fan_out(session: Session, *, now: dt.datetime, limit: int = FAN_OUT_BATCH) -
         (endpoint, kind, event)
         for event in events
         for endpoint, kind in endpoints
-        if _wants(endpoint, event)
+        if _wants(endpoint, kind, event)
     ]
     visible = _visible_pairs(session, candidates)
     rows = [

@@ -2,7 +2,9 @@
 organisation may receive, and what it may read of each, decided when it reads, not when the event
 happened.
 
-- An event with an `org_id` goes only to that organisation.
+- An event with an `org_id` goes only to that organisation, and, for supply-chain links and
+  consents, to the partners it delegated to: they see its supply chains, and its consents open
+  full findings to them. Its scorecards stay its own.
 - An event about a factory goes only to callers that see the factory now; assessment and
   remediation events also need the factory's consent now.
 - `compliance_summary.updated` carries the factory's stored summary: the full one with consent,
@@ -28,7 +30,8 @@ from sqlmodel import Session, col, select
 from src.db import utcnow
 from src.models import ComplianceSummary, Delivery, DeliveryAttempt, Event
 from src.models.events import EventRead
-from src.services.access import Principal, consent_granted, factory_visible
+from src.models.organizations import OrgKind
+from src.services.access import Principal, consent_granted, delegating_buyers, factory_visible
 from src.services.events import EventType
 from src.services.pagination import decode_cursor, encode_cursor
 
@@ -37,6 +40,14 @@ FULL_DETAIL_TYPES = frozenset(
         EventType.assessment_published.value,
         EventType.assessment_retracted.value,
         EventType.remediation_item_updated.value,
+    }
+)
+RELAYED_TO_PARTNERS = frozenset(
+    {
+        EventType.supply_chain_factory_linked.value,
+        EventType.supply_chain_factory_unlinked.value,
+        EventType.consent_granted.value,
+        EventType.consent_revoked.value,
     }
 )
 SETTLE = dt.timedelta(seconds=1)
@@ -51,8 +62,16 @@ def audience(principal: Principal) -> ColumnElement[bool]:
     """A predicate on `events`: true where the principal may receive the event now."""
     if principal.is_admin:
         return true()
+    addressed = [col(Event.org_id).is_(None), col(Event.org_id) == principal.org_id]
+    if principal.org_kind == OrgKind.partner:
+        addressed.append(
+            and_(
+                col(Event.type).in_(RELAYED_TO_PARTNERS),
+                col(Event.org_id).in_(delegating_buyers(principal.org_id)),
+            )
+        )
     return and_(
-        or_(col(Event.org_id).is_(None), col(Event.org_id) == principal.org_id),
+        or_(*addressed),
         or_(col(Event.factory_id).is_(None), factory_visible(principal, _EVENT_FACTORY)),
         or_(
             col(Event.type).not_in(FULL_DETAIL_TYPES),

@@ -26,6 +26,7 @@ from tests.builders import (
     make_buyer,
     make_client,
     make_factory,
+    make_partner,
     make_programme_client,
     make_supply_chain,
 )
@@ -115,6 +116,24 @@ class TestVisibility:
         }
         assert ids(feed(client, world.south_headers)) == [shared, south_own]
         assert len(ids(feed(client, world.admin_headers))) == 4
+
+    def test_a_partner_reads_the_link_and_consent_events_of_the_buyers_it_acts_for(
+        self, client: TestClient, session: Session, engine: Engine, settings: Settings, world: World
+    ) -> None:
+        for_north = make_client(session, make_partner(session, world.north))
+        session.commit()
+        about_north = {"factory_id": world.shared.id, "org_id": world.north.id}
+        linked, consented, _, _ = add_events(
+            engine,
+            (EventType.supply_chain_factory_linked, {"n": 1}, about_north),
+            (EventType.consent_granted, {"n": 2}, about_north),
+            (EventType.scorecard_published, {"n": 3}, {"org_id": world.north.id}),
+            (EventType.supply_chain_factory_linked, {"n": 4}, {
+                "factory_id": world.shared.id, "org_id": world.south.id
+            }),
+        )  # fmt: skip
+        processed(engine, settings)
+        assert ids(feed(client, bearer(client, for_north))) == [linked, consented]
 
     def test_full_findings_need_consent_when_read(
         self, client: TestClient, engine: Engine, settings: Settings, world: World

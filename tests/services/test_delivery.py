@@ -32,7 +32,14 @@ from src.services.delivery import RetryPolicy, claim, fan_out
 from src.services.events import EventType, emit
 from src.services.webhooks import new_secret
 from src.worker import Clock, run_once
-from tests.builders import grant_consent, link, make_buyer, make_factory, make_supply_chain
+from tests.builders import (
+    grant_consent,
+    link,
+    make_buyer,
+    make_factory,
+    make_partner,
+    make_supply_chain,
+)
 from tests.receivers import Receiver, Reply, always, in_turn, running_receiver
 
 NO_WAIT = RetryPolicy(delays=(dt.timedelta(0),) * 7, jitter=0)
@@ -366,6 +373,26 @@ class TestVisibility:
         emit_now(engine, EventType.scorecard_published, {}, org_id=world.south.id)
         deliver(engine, settings)
         assert [r.path for r in receiver.requests] == ["/south"]
+
+    def test_a_partner_receives_the_link_and_consent_events_of_the_buyers_it_acts_for(
+        self, engine: Engine, settings: Settings, world: World, receiver: Receiver
+    ) -> None:
+        with transaction(engine) as session:
+            for_north = make_partner(session, world.north)
+            for_south = make_partner(session, world.south)
+        endpoint = add_endpoint(engine, for_north, receiver.url("/for-north"))
+        add_endpoint(engine, for_south, receiver.url("/for-south"))
+        about_north = {"factory_id": world.factory.id, "org_id": world.north.id}
+        chain = {"supply_chain_id": world.north_chain.id}
+        emit_now(engine, EventType.supply_chain_factory_linked, chain, **about_north)
+        emit_now(engine, EventType.consent_granted, {}, **about_north)
+        emit_now(engine, EventType.scorecard_published, {}, org_id=world.north.id)
+        deliver(engine, settings)
+        assert {r.path for r in receiver.requests} == {"/for-north"}
+        assert sorted(body["type"] for body in verified(receiver, endpoint.secret)) == [
+            "consent.granted",
+            "supply_chain.factory_linked",
+        ]
 
     def test_endpoint_filters_on_event_type_and_supply_chain(
         self, engine: Engine, settings: Settings, world: World, receiver: Receiver
