@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from cachetools import LRUCache
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import Engine
 
 from src.api import (
@@ -50,6 +51,11 @@ subscribed to the programme, with token-scoped access per supply chain and signe
 Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the token as
 `Authorization: Bearer ...`. Errors are RFC 9457 `application/problem+json`.
 """
+
+# FastAPI's own OpenTelemetry spans, metrics and logs, when `WEFT_OPENTELEMETRY` is off. With them
+# on, FastAPI asks OpenTelemetry on every request whether a provider is configured (~4 % of a
+# compliance summary), even where none ever is; the API's own metrics are Prometheus'.
+WITHOUT_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 # Tokens whose principal `get_principal_checked_by_route` may reuse (a few MB at most).
 RESOLVED_PRINCIPALS = 4096
@@ -95,6 +101,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         redoc_url=None,
         generate_unique_id_function=operation_id,
         lifespan=_lifespan,
+        telemetry=None if settings.opentelemetry else WITHOUT_OPENTELEMETRY,
     )
     app.state.settings = settings
     app.state.engine = engine or engine_for(settings.database_url)
