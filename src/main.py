@@ -57,7 +57,7 @@ Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the tok
 # compliance summary), even where none ever is; the API's own metrics are Prometheus'.
 WITHOUT_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
-# Tokens whose principal `get_principal_checked_by_route` may reuse (a few MB at most).
+# Tokens whose principal `principal_checked_by_route` may reuse (a few MB at most).
 RESOLVED_PRINCIPALS = 4096
 
 # Starlette tries routes in order, so the buyers' hottest reads come first.

@@ -186,13 +186,16 @@ class TestServing:
         assert again.status_code == 304
 
     def test_the_answer_is_documented_in_openapi(self, client: TestClient) -> None:
-        operation = client.get("/openapi.json").json()["paths"][
-            "/v1/factories/{factory_id}/compliance-summary"
-        ]["get"]
+        paths = client.get("/openapi.json").json()["paths"]
+        operation = paths["/v1/factories/{factory_id}/compliance-summary"]["get"]
         assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ComplianceSummaryRead"
         }
-        assert set(operation["responses"]) >= {"200", "404"}
+        assert set(operation["responses"]) >= {"200", "401", "403", "404"}
+        # The route reads its caller and `factory_id` itself; its declaration must say what
+        # FastAPI writes for the same parameter on a declared route, and the scope it checks.
+        assert operation["parameters"] == paths["/v1/factories/{factory_id}"]["get"]["parameters"]
+        assert operation["security"] == [{"OAuth2ClientCredentials": ["compliance:read"]}]
 
     def test_full_and_public_bodies_match_the_documented_schema(
         self, session: Session, world: dict[str, Any]
