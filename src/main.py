@@ -53,7 +53,7 @@ Authenticate with OAuth2 client credentials at `POST /oauth/token`; send the tok
 """
 
 # FastAPI's own OpenTelemetry spans, metrics and logs, when `WEFT_OPENTELEMETRY` is off. With them
-# on, FastAPI asks OpenTelemetry on every request whether a provider is configured (~4 % of a
+# on, FastAPI asks OpenTelemetry on every request whether a provider is configured (3–4 % of a
 # compliance summary), even where none ever is; the API's own metrics are Prometheus'.
 WITHOUT_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 

@@ -43,7 +43,7 @@ FACTORY_ID = {
 )
 async def get_compliance_summary(request: Request) -> Response:
     # The hottest read takes its caller and path parameter itself: FastAPI's dependency solving
-    # (a `Security` dependency and a validated `str`) was a fifth of its time in-process
+    # (a `Security` dependency and a validated `str`) was a sixth of its time in-process
     # (docs/benchmarks.md). In the event loop, on its own connection: one indexed statement
     # returning stored bytes costs less than a thread hop.
     body = service.summary_body(
