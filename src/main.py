@@ -62,7 +62,6 @@ RESOLVED_PRINCIPALS = 4096
 
 # Starlette tries routes in order, so the buyers' hottest reads come first.
 ROUTERS = [
-    compliance_summaries.router,
     factories.router,
     supply_chain_compliance.router,
     health.router,
@@ -113,6 +112,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
 
     install_problem_handlers(app)
+    # The hottest read: a route of the app itself, tried before any router (see its module).
+    compliance_summaries.install(app)
     for router in ROUTERS:
         app.include_router(router)
     # After the API's routes: Starlette tries routes in order, and the docs are read least.

@@ -1,16 +1,17 @@
-"""`GET /v1/factories/{id}/compliance-summary`: the stored summary, served as stored."""
+"""`GET /v1/factories/{id}/compliance-summary`: the stored summary, served as stored.
+
+The API's hottest read is added to the app itself (`install`) rather than through a router:
+FastAPI 0.165 resolves an included router as a branch on every request it serves."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from src.api.deps import documented_security, principal_checked_by_route
 from src.api.problems import NOT_VISIBLE
 from src.models.compliance_summaries import ComplianceSummaryRead
 from src.services import compliance_summaries as service
-
-router = APIRouter(prefix="/v1", tags=["compliance"])
 
 SCOPES = ("compliance:read",)
 # What FastAPI would write for `factory_id: str` and a `Security` dependency: the route reads
@@ -23,24 +24,6 @@ FACTORY_ID = {
 }
 
 
-@router.get(
-    "/factories/{factory_id}/compliance-summary",
-    response_class=Response,
-    summary="A factory's compliance summary",
-    description=(
-        "From the factory's latest published assessment: non-compliance per cluster and "
-        "compliance point, critical issues with their remediation status, remediation progress, "
-        "change since the previous cycle and the risk band. Where the factory consents to your "
-        'organisation the answer has `disclosure: "full"` (and the read is written to the '
-        'factory\'s access log); otherwise `disclosure: "public"`: aggregate cluster rates and '
-        "issues on public questions only. Before any published assessment the figures are null."
-    ),
-    responses={
-        200: {"model": ComplianceSummaryRead, "description": "The summary"},
-        404: NOT_VISIBLE,
-    },
-    openapi_extra={"parameters": [FACTORY_ID], **documented_security(SCOPES)},
-)
 async def get_compliance_summary(request: Request) -> Response:
     # The hottest read takes its caller and path parameter itself: FastAPI's dependency solving
     # (a `Security` dependency and a validated `str`) was a sixth of its time in-process
@@ -53,3 +36,28 @@ async def get_compliance_summary(request: Request) -> Response:
         access_log=request.app.state.access_log,
     )
     return Response(body, media_type="application/json")
+
+
+def install(app: FastAPI) -> None:
+    app.add_api_route(
+        "/v1/factories/{factory_id}/compliance-summary",
+        get_compliance_summary,
+        methods=["GET"],
+        tags=["compliance"],
+        response_class=Response,
+        summary="A factory's compliance summary",
+        description=(
+            "From the factory's latest published assessment: non-compliance per cluster and "
+            "compliance point, critical issues with their remediation status, remediation "
+            "progress, change since the previous cycle and the risk band. Where the factory "
+            'consents to your organisation the answer has `disclosure: "full"` (and the read is '
+            'written to the factory\'s access log); otherwise `disclosure: "public"`: aggregate '
+            "cluster rates and issues on public questions only. Before any published assessment "
+            "the figures are null."
+        ),
+        responses={
+            200: {"model": ComplianceSummaryRead, "description": "The summary"},
+            404: NOT_VISIBLE,
+        },
+        openapi_extra={"parameters": [FACTORY_ID], **documented_security(SCOPES)},
+    )
