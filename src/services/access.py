@@ -172,6 +172,20 @@ def delegating_buyers(partner_org_id: str | ColumnElement[str]) -> Select[str]:
     )
 
 
+def chains_usable_by(session: Session, org_id: str, chain_ids: Sequence[str]) -> set[str]:
+    """Of these supply chains, the ones an organisation may name: its own, and a partner's
+    delegating buyers'."""
+    return set(
+        session.exec(
+            select(SupplyChain.id).where(
+                col(SupplyChain.id).in_(chain_ids),
+                (col(SupplyChain.org_id) == org_id)
+                | col(SupplyChain.org_id).in_(delegating_buyers(org_id)),
+            )
+        ).all()
+    )
+
+
 def _owner_allowed(shape: Visibility, operands: _Operands) -> ColumnElement[bool]:
     if shape.partner:
         return col(SupplyChain.org_id).in_(delegating_buyers(operands.org_id))

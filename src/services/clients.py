@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
-from src.models import Client, Organization, SupplyChain
+from src.models import Client, Organization
 from src.models.clients import ClientRead, ClientWithSecret
 from src.models.organizations import OrgKind
-from src.services.access import delegating_buyers
+from src.services.access import chains_usable_by
 from src.services.errors import InvalidInput, NotFound
 from src.services.pagination import Page, paginate
 
@@ -84,11 +84,7 @@ def _check_supply_chains(session: Session, org: Organization, chain_ids: list[st
         return
     if org.kind == OrgKind.programme:
         raise InvalidInput.at("supply_chains", "programme clients see everything; name none")
-    owners = set(session.scalars(delegating_buyers(org.id)).all()) | {org.id}
-    found = session.exec(
-        select(SupplyChain.id, SupplyChain.org_id).where(col(SupplyChain.id).in_(chain_ids))
-    ).all()
-    usable = {chain_id for chain_id, owner in found if owner in owners}
+    usable = chains_usable_by(session, org.id, chain_ids)
     for index, chain_id in enumerate(chain_ids):
         if chain_id not in usable:
             raise InvalidInput.at(

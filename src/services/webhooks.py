@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from src.config import Settings
 from src.db import utcnow
-from src.models import Delivery, DeliveryAttempt, Event, SupplyChain, WebhookEndpoint
+from src.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from src.models.webhooks import (
     DeliveryAttemptRead,
     DeliveryRead,
@@ -25,7 +25,7 @@ from src.models.webhooks import (
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
 )
-from src.services.access import Principal, delegating_buyers
+from src.services.access import Principal, chains_usable_by
 from src.services.errors import Conflict, InvalidInput, NotFound
 from src.services.events import EventType
 from src.services.pagination import Page, paginate
@@ -86,15 +86,7 @@ def _check_supply_chains(
     wanted = list(dict.fromkeys(chain_ids))
     if not wanted:
         return [] if principal.all_supply_chains else list(principal.supply_chain_ids)
-    usable = set(
-        session.exec(
-            select(SupplyChain.id).where(
-                col(SupplyChain.id).in_(wanted),
-                (col(SupplyChain.org_id) == principal.org_id)
-                | col(SupplyChain.org_id).in_(delegating_buyers(principal.org_id)),
-            )
-        ).all()
-    )
+    usable = chains_usable_by(session, principal.org_id, wanted)
     if not principal.all_supply_chains:
         usable &= set(principal.supply_chain_ids)
     for index, chain_id in enumerate(wanted):
