@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from cachetools import TTLCache
 from sqlalchemy import ColumnElement, Engine, Integer, and_, bindparam, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
@@ -115,13 +116,24 @@ _FILTERS: dict[str, tuple[Callable[[Visibility], ColumnElement[bool]], Callable[
 
 
 @cache
-def _statement(shape: Visibility, filters: frozenset[str], *, page: bool, after: bool) -> Any:
+def _statement(
+    shape: Visibility, filters: frozenset[str], *, page: bool, after: bool, few: bool = False
+) -> Any:
     """The list (or, without `page`, the detail) statement for one shape of caller and filters,
-    built once: every value is a bind parameter."""
+    built once: every value is a bind parameter. With `few` the caller's factories are read
+    through its links and sorted; otherwise the factories are walked in page order and each is
+    checked (see `_sees_few`)."""
+    visible: ColumnElement[bool]
+    if few:
+        visible = col(Factory.id).in_(
+            sa_select(col(SupplyChainLink.factory_id)).where(visible_links_bound(shape))
+        )
+    else:
+        visible = factory_visible_bound(shape, col(Factory.id))
     statement = (
         sa_select(*_COLUMNS)
         .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-        .where(factory_visible_bound(shape, col(Factory.id)))
+        .where(visible)
     )
     for name in sorted(filters):
         statement = statement.where(_FILTERS[name][0](shape))
@@ -150,6 +162,38 @@ def _filter_params(filters: FactoryFilters) -> dict[str, Any]:
         for name, (_, convert) in _FILTERS.items()
         if (value := getattr(filters, name))
     }
+
+
+# How many factories a caller sees changes slowly; the figure only chooses between two plans.
+_VISIBLE_COUNTS: TTLCache[tuple[Any, ...], tuple[int, int]] = TTLCache(maxsize=4096, ttl=60)
+
+
+@cache
+def _counts_statement(shape: Visibility) -> Any:
+    return sa_select(
+        sa_select(func.count())
+        .select_from(SupplyChainLink)
+        .where(visible_links_bound(shape))
+        .scalar_subquery(),
+        sa_select(func.count()).select_from(Factory).scalar_subquery(),
+    )
+
+
+def _sees_few(reader: Reader, principal: Principal, shape: Visibility, limit: int) -> bool:
+    """Whether reading all the caller's factories and sorting them costs less than walking the
+    programme's factories in page order until `limit` visible ones turn up: a factory costs
+    about the same either way (~1 µs on SQLite), so the walk wins while the caller sees more
+    than sqrt(limit × factories). SQLite's planner cannot tell: it walks for every caller, which
+    for a buyer seeing 20 of 10,000 factories took 4.5 ms a page instead of 0.07 ms."""
+    if shape.admin:
+        return False
+    key = (shape, principal.org_id, principal.supply_chain_ids)
+    counts = _VISIBLE_COUNTS.get(key)
+    if counts is None:
+        row = reader.first(_counts_statement(shape), visibility_params(principal))
+        counts = _VISIBLE_COUNTS[key] = (int(row[0]), int(row[1])) if row else (0, 0)
+    visible, factories = counts
+    return visible * visible < (limit + 1) * factories
 
 
 @cache
@@ -206,8 +250,13 @@ def factory_page(
         params["after_updated_at"], params["after_id"] = decoded.values
         snapshot = decoded.snapshot
     params["snapshot"] = snapshot = snapshot or utcnow()
+    shape = visibility_of(principal)
     statement = _statement(
-        visibility_of(principal), frozenset(_filter_params(filters)), page=True, after=bool(cursor)
+        shape,
+        frozenset(_filter_params(filters)),
+        page=True,
+        after=bool(cursor),
+        few=_sees_few(reader, principal, shape, limit),
     )
     rows = reader.all(statement, params)
     next_cursor = None
