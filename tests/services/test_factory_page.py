@@ -38,16 +38,20 @@ def caller(org: Organization, chains: tuple[str, ...] = (ALL_SUPPLY_CHAINS,)) ->
     )
 
 
-def walk(session: Session, engine: Engine, who: Principal, limit: int) -> tuple[list[str], bool]:
+def walk(
+    session: Session,
+    engine: Engine,
+    who: Principal,
+    limit: int,
+    filters: FactoryFilters = FactoryFilters(),  # noqa: B008 (frozen)
+) -> tuple[list[str], bool]:
     """Every factory id the caller's pages list, in order, and whether the links plan served."""
     reader = Reader.of_session(session)
     ids: list[str] = []
     cursor = None
     with count_statements(engine) as statements:
         while True:
-            page = factory_page(
-                reader, principal=who, filters=FactoryFilters(), cursor=cursor, limit=limit
-            )
+            page = factory_page(reader, principal=who, filters=filters, cursor=cursor, limit=limit)
             ids += [item["id"] for item in page.items]
             if page.next_cursor is None:
                 break
@@ -107,3 +111,32 @@ class TestPlans:
             assert through_links_when_walking == (not expected)  # nothing to walk for
             assert walked == read
             assert sorted(read) == sorted(factory.id for factory in expected)
+
+    def test_a_lookup_by_supplier_code_is_read_through_the_links_that_have_it(
+        self, session: Session, engine: Engine
+    ) -> None:
+        buyer = make_buyer(session)
+        chain = make_supply_chain(session, buyer)
+        factories = [make_factory(session) for _ in range(30)]
+        links = [link(session, chain, factory) for factory in factories[:25]]
+        assert not walk(session, engine, caller(buyer), limit=2)[1]
+        filters = FactoryFilters(supplier_code=links[7].supplier_code)
+        assert walk(session, engine, caller(buyer), limit=2, filters=filters) == (
+            [factories[7].id],
+            True,
+        )
+
+    def test_each_link_filter_may_be_met_through_a_different_link(
+        self, session: Session, engine: Engine
+    ) -> None:
+        buyer = make_buyer(session)
+        first, second = make_supply_chain(session, buyer), make_supply_chain(session, buyer)
+        factory, elsewhere = make_factory(session), make_factory(session)
+        link(session, first, factory, supplier_code="A-1")
+        link(session, second, factory, supplier_code="B-1")
+        link(session, second, elsewhere, supplier_code="A-1")
+        filters = FactoryFilters(supply_chain=first.id, supplier_code="B-1")
+        assert walk(session, engine, caller(buyer), limit=50, filters=filters) == (
+            [factory.id],
+            True,
+        )
