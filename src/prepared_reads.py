@@ -123,6 +123,9 @@ class Reader:
     def __init__(self, dialect: Dialect, connection: Callable[[], DBAPIConnection]) -> None:
         self._dialect = dialect
         self._connection = connection
+        # psycopg reads results as text unless asked: a stored summary's bytes would arrive
+        # hex-encoded, twice their size, and be decoded on every read.
+        self._cursor_options = {"binary": True} if dialect.driver == "psycopg" else {}
 
     @classmethod
     def of_session(cls, session: Session) -> Reader:
@@ -145,7 +148,7 @@ class Reader:
         connection: DBAPIConnection | None = None
         try:
             connection = self._connection()
-            cursor = connection.cursor()
+            cursor = connection.cursor(**self._cursor_options)
             try:
                 cursor.execute(sql, arguments)
                 fetched = cursor.fetchall()
