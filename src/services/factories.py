@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from threading import Lock
 from typing import Any
 
 from cachetools import TTLCache
@@ -168,7 +169,9 @@ def _filter_params(filters: FactoryFilters) -> dict[str, Any]:
 
 
 # How many factories a caller sees changes slowly; the figure only chooses between two plans.
+# Pages are read in the event loop and, for CSV exports, in threads: the cache takes a lock.
 _VISIBLE_COUNTS: TTLCache[tuple[Any, ...], tuple[int, int]] = TTLCache(maxsize=4096, ttl=60)
+_VISIBLE_COUNTS_LOCK = Lock()
 
 
 @cache
@@ -195,13 +198,16 @@ def _sees_few(
         return False
     link_filters = {name: filters[name] for name in sorted(_LINK_FILTERS.keys() & filters)}
     key = (shape, principal.org_id, principal.supply_chain_ids, *link_filters.items())
-    counts = _VISIBLE_COUNTS.get(key)
+    with _VISIBLE_COUNTS_LOCK:
+        counts = _VISIBLE_COUNTS.get(key)
     if counts is None:
         row = reader.first(
             _counts_statement(shape, frozenset(link_filters)),
             visibility_params(principal) | link_filters,
         )
-        counts = _VISIBLE_COUNTS[key] = (int(row[0]), int(row[1])) if row else (0, 0)
+        counts = (int(row[0]), int(row[1])) if row else (0, 0)
+        with _VISIBLE_COUNTS_LOCK:
+            _VISIBLE_COUNTS[key] = counts
     visible, factories = counts
     return visible * visible < (limit + 1) * factories
 
