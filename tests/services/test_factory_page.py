@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from src.models import Organization
+from src.models import Factory, Organization, SupplyChainLink
 from src.models.organizations import OrgKind
 from src.prepared_reads import Reader
 from src.services.access import Principal
@@ -59,15 +59,21 @@ def walk(
     return ids, any(READ_THROUGH_LINKS in sql for sql in statements)
 
 
+def buyer_seeing(
+    session: Session, seen: int, *, of: int
+) -> tuple[Organization, list[Factory], list[SupplyChainLink]]:
+    """A buyer whose one supply chain links the first `seen` of `of` new factories."""
+    buyer = make_buyer(session)
+    chain = make_supply_chain(session, buyer)
+    factories = [make_factory(session) for _ in range(of)]
+    return buyer, factories, [link(session, chain, factory) for factory in factories[:seen]]
+
+
 class TestPlans:
     def test_a_caller_seeing_few_factories_is_served_through_its_links(
         self, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        chain = make_supply_chain(session, buyer)
-        factories = [make_factory(session) for _ in range(60)]
-        for factory in factories[:3]:
-            link(session, chain, factory)
+        buyer, factories, _ = buyer_seeing(session, 3, of=60)
         ids, through_links = walk(session, engine, caller(buyer), limit=50)
         assert through_links
         assert sorted(ids) == sorted(factory.id for factory in factories[:3])
@@ -75,11 +81,7 @@ class TestPlans:
     def test_a_caller_seeing_most_factories_walks_them_in_page_order(
         self, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        chain = make_supply_chain(session, buyer)
-        factories = [make_factory(session) for _ in range(30)]
-        for factory in factories[:25]:
-            link(session, chain, factory)
+        buyer, factories, _ = buyer_seeing(session, 25, of=30)
         ids, through_links = walk(session, engine, caller(buyer), limit=2)
         assert not through_links
         assert sorted(ids) == sorted(factory.id for factory in factories[:25])
@@ -115,10 +117,7 @@ class TestPlans:
     def test_a_lookup_by_supplier_code_is_read_through_the_links_that_have_it(
         self, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        chain = make_supply_chain(session, buyer)
-        factories = [make_factory(session) for _ in range(30)]
-        links = [link(session, chain, factory) for factory in factories[:25]]
+        buyer, factories, links = buyer_seeing(session, 25, of=30)
         assert not walk(session, engine, caller(buyer), limit=2)[1]
         filters = FactoryFilters(supplier_code=links[7].supplier_code)
         assert walk(session, engine, caller(buyer), limit=2, filters=filters) == (
