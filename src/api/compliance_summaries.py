@@ -36,6 +36,13 @@ class ServedAsIs(APIRoute):
     time in-process, docs/benchmarks.md). FastAPI's hook for custom route classes."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        dependant = self.dependant
+        solved = (
+            dependant.path_params, dependant.query_params, dependant.header_params,
+            dependant.cookie_params, dependant.body_params, dependant.dependencies,
+        )  # fmt: skip
+        if any(solved) or dependant.request_param_name is None:
+            raise TypeError(f"{self.name} must take only the Request: nothing else is solved")
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
 

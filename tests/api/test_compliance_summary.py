@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from src.api.compliance_summaries import ServedAsIs
 from src.db import utcnow
 from src.models import Client, ComplianceSummary, Consent
 from src.models.compliance_summaries import ComplianceSummaryRead
@@ -205,3 +207,13 @@ class TestServing:
             assert ComplianceSummaryRead.model_validate(json.loads(raw)).factory_id == (
                 world["factory"].id
             )
+
+    def test_its_route_class_refuses_an_endpoint_that_needs_fastapi_to_solve_anything(
+        self,
+    ) -> None:
+        async def wants_a_query_parameter(request: Request, page: int) -> Response:
+            return Response(f"{request.url.path} {page}")
+
+        app = FastAPI()
+        with pytest.raises(TypeError, match="must take only the Request"):
+            app.router.add_api_route("/x", wants_a_query_parameter, route_class_override=ServedAsIs)
