@@ -40,7 +40,7 @@ from src.api.rate_limits import RateLimitMiddleware
 from src.config import Settings, get_settings
 from src.db import engine_for
 from src.log import configure_logging
-from src.prepared_reads import LoopReader
+from src.prepared_reads import LoopReader, awaited_reader
 from src.services.access_log import AccessLog
 from src.services.tokens import TokenVerifier
 
@@ -86,6 +86,7 @@ ROUTERS = [
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     app.state.access_log.close()
+    await app.state.awaited_reader.close()
     app.state.reader.close()
 
 
@@ -106,6 +107,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine or engine_for(settings.database_url)
     app.state.token_verifier = TokenVerifier(app.state.engine, settings)
     app.state.reader = LoopReader(app.state.engine)
+    app.state.awaited_reader = awaited_reader(
+        app.state.engine, app.state.reader, settings.read_connections
+    )
     app.state.resolved_principals = LRUCache(maxsize=RESOLVED_PRINCIPALS)
     app.state.access_log = AccessLog(
         app.state.engine, flush_seconds=settings.access_log_flush_seconds

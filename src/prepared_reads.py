@@ -10,21 +10,25 @@ itself: a compliance summary's statement costs ~45 µs on SQLite instead of ~410
 
 Two kinds: `LoopReader`, the event loop's own connection in autocommit (each statement sees one
 snapshot, as it would under READ COMMITTED inside a transaction; it only ever reads), and
-`Reader.of_session`, which runs in a session's transaction and sees its pending writes."""
+`Reader.of_session`, which runs in a session's transaction and sees its pending writes.
+`awaited_reader` gives the loop's reads as awaitables: on PostgreSQL a small pool of async
+connections, so that the loop serves other requests while the server answers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
+import psycopg
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
@@ -117,6 +121,30 @@ def _prepared(statement: AnySelect, dialect: Dialect) -> _Prepared:
     return _Prepared(statement, dialect)
 
 
+def _compiled(
+    statement: AnySelect, dialect: Dialect, params: Mapping[str, Any]
+) -> tuple[_Prepared, str, Any]:
+    prepared = _prepared(statement, dialect)
+    sql, arguments = prepared.arguments(params)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(sql)
+    return prepared, sql, arguments
+
+
+def _driver_error(
+    dialect: Dialect, sql: str, arguments: Any, error: Exception, disconnected: bool
+) -> StatementError:
+    """The driver's error as SQLAlchemy raises it, so that callers handle one kind of error."""
+    return DBAPIError.instance(
+        sql,
+        arguments,
+        error,
+        dialect.loaded_dbapi.Error,
+        dialect=dialect,
+        connection_invalidated=disconnected,
+    )
+
+
 class Reader:
     """Runs prepared SELECTs on one DBAPI connection, given by `connection()`."""
 
@@ -141,10 +169,7 @@ class Reader:
         return cls(connection.dialect, dbapi_connection)
 
     def all(self, statement: AnySelect, params: Mapping[str, Any]) -> list[Row]:
-        prepared = _prepared(statement, self._dialect)
-        sql, arguments = prepared.arguments(params)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(sql)
+        prepared, sql, arguments = _compiled(statement, self._dialect, params)
         connection: DBAPIConnection | None = None
         try:
             connection = self._connection()
@@ -159,14 +184,7 @@ class Reader:
                 exc, connection, None
             )
             self._failed()
-            raise DBAPIError.instance(
-                sql,
-                arguments,
-                exc,
-                self._dialect.loaded_dbapi.Error,
-                dialect=self._dialect,
-                connection_invalidated=disconnected,
-            ) from exc
+            raise _driver_error(self._dialect, sql, arguments, exc, disconnected) from exc
         return prepared.rows(fetched)
 
     def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
@@ -233,3 +251,106 @@ class LoopReader(Reader):
         pooled, self._pooled = self._pooled, None
         if pooled is not None:
             pooled.close()
+
+
+class AwaitedReader(Protocol):
+    """The event loop's reads, awaited."""
+
+    async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None: ...
+
+    async def close(self) -> None: ...
+
+
+def awaited_reader(engine: Engine, loop_reader: LoopReader, connections: int) -> AwaitedReader:
+    if engine.dialect.name == "postgresql":
+        return PooledAsyncReader(engine, connections)
+    return ReadAtOnce(loop_reader)
+
+
+class ReadAtOnce:
+    """SQLite: the loop's own connection, read without awaiting: a database in the process
+    answers in less time than handing the read to another thread would take."""
+
+    def __init__(self, loop_reader: LoopReader) -> None:
+        self._reader = loop_reader
+
+    async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
+        return self._reader.first(statement, params)
+
+    async def close(self) -> None:
+        """Nothing of its own: the loop reader is closed with the app."""
+
+
+class PooledAsyncReader:
+    """PostgreSQL: up to `size` psycopg `AsyncConnection`s in autocommit, opened as reads need
+    them and kept. A blocking read holds the whole worker for the round trip (~150 µs on
+    loopback for a compliance summary); awaited, the loop serves other requests meanwhile. A read
+    whose kept connection the server ended runs again, once, on a new one. The connections
+    belong to the event loop that opened them: a read from another loop (a test client without
+    a lifespan runs one per request) closes them and opens its own."""
+
+    def __init__(self, engine: Engine, size: int) -> None:
+        self._dialect = engine.dialect
+        self._connect_args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
+        self._size = size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self._opened = 0
+
+    async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
+        prepared, sql, arguments = _compiled(statement, self._dialect, params)
+        for attempt in range(2):
+            try:
+                connection, kept = await self._take()
+            except psycopg.Error as exc:
+                raise _driver_error(self._dialect, sql, arguments, exc, True) from exc
+            try:
+                async with connection.cursor(binary=True) as cursor:
+                    await cursor.execute(sql, arguments)
+                    fetched = await cursor.fetchall()
+            except psycopg.Error as exc:
+                broken = connection.broken
+                self._put_back(connection, usable=not broken)
+                if broken and kept and attempt == 0:
+                    continue
+                raise _driver_error(self._dialect, sql, arguments, exc, broken) from exc
+            except BaseException:
+                # Cancelled mid-read (the client went away): what the connection holds is unknown.
+                self._put_back(connection, usable=False)
+                raise
+            self._put_back(connection, usable=True)
+            rows = prepared.rows(fetched)
+            return rows[0] if rows else None
+        raise AssertionError("unreachable: a second attempt returns or raises")
+
+    async def _take(self) -> tuple[psycopg.AsyncConnection[Any], bool]:
+        """A connection, and whether it was kept from an earlier read."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._close_idle()
+            self._loop, self._idle, self._opened = loop, asyncio.Queue(), 0
+        if self._idle.empty() and self._opened < self._size:
+            self._opened += 1
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    *self._connect_args, **self._connect_kwargs, autocommit=True
+                )
+            except BaseException:
+                self._opened -= 1
+                raise
+            return connection, False
+        return await self._idle.get(), True
+
+    def _put_back(self, connection: psycopg.AsyncConnection[Any], *, usable: bool) -> None:
+        if usable:
+            self._idle.put_nowait(connection)
+            return
+        self._opened -= 1
+        connection.pgconn.finish()
+
+    def _close_idle(self) -> None:
+        while not self._idle.empty():
+            self._put_back(self._idle.get_nowait(), usable=False)
+
+    async def close(self) -> None:
+        self._close_idle()

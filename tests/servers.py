@@ -13,6 +13,14 @@ import uvicorn
 from starlette.types import ASGIApp
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @contextmanager
 def serving(app: ASGIApp) -> Iterator[str]:
     """Yields the base URL while the server runs."""

@@ -40,7 +40,7 @@ from src.services.webhooks import new_secret
 from src.worker import run_once
 from tests.builders import bearer, make_buyer, make_programme_client
 from tests.receivers import Reply, always, running_receiver
-from tests.servers import serving
+from tests.servers import free_port, serving
 
 PROBLEM = "application/problem+json"
 DATABASE_UNAVAILABLE = {
@@ -60,13 +60,6 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
         time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def assert_database_unavailable(response: httpx.Response, path: str) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == PROBLEM
@@ -79,6 +72,9 @@ def admin(session: Session) -> NewClient:
     credentials = make_programme_client(session)
     session.commit()
     return credentials
+
+
+SUMMARY = "/v1/factories/fac_01KEEPS0000000000000000000/compliance-summary"
 
 
 class TestDatabaseUnavailable:
@@ -105,6 +101,7 @@ class TestDatabaseUnavailable:
                 auth=(admin.client.id, admin.secret),
             ),
             "/v1/factories": unreachable.get("/v1/factories", headers=token),
+            SUMMARY: unreachable.get(SUMMARY, headers=token),
             "/v1/me": unreachable.get("/v1/me", headers=token),
         }
         for path, response in answers.items():

@@ -3,22 +3,30 @@ or on the event loop's connection, and that connection recovers from losing its 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Date, Engine, Integer, LargeBinary, bindparam, func, literal
+from sqlalchemy import Date, Engine, Integer, LargeBinary, bindparam, create_engine, func, literal
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col
 
 from src.db import UTCDateTime, utcnow
 from src.models import Factory
 from src.models.factories import FactoryStatus
-from src.prepared_reads import LoopReader, Reader
+from src.prepared_reads import (
+    AwaitedReader,
+    LoopReader,
+    PooledAsyncReader,
+    Reader,
+    awaited_reader,
+)
 from tests.builders import make_factory
+from tests.servers import free_port
 from tests.statements import count_statements
 
 STATEMENT = (
@@ -174,3 +182,109 @@ def test_driver_errors_come_as_sqlalchemy_errors(reader: LoopReader) -> None:
     with pytest.raises(DBAPIError):
         reader.all(sa_select(func.no_such_function()), {})
     assert reader.all(STATEMENT, params([])) == []
+
+
+def awaited_first(reader: AwaitedReader, statement: Any, values: dict[str, Any]) -> Any:
+    return asyncio.run(reader.first(statement, values))
+
+
+@pytest.fixture
+def pooled(engine: Engine) -> Iterator[PooledAsyncReader]:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
+    reader = PooledAsyncReader(engine, size=2)
+    yield reader
+    asyncio.run(reader.close())
+
+
+BACKEND_PID = sa_select(func.pg_backend_pid())
+
+
+def sleeping_pid(seconds: float) -> Any:
+    return sa_select(func.pg_backend_pid(), func.pg_sleep(seconds))
+
+
+class TestAwaitedReads:
+    def test_answer_what_the_loop_reader_answers(
+        self, session: Session, engine: Engine, reader: LoopReader
+    ) -> None:
+        factory = make_factory(session, workers_total=1500)
+        session.commit()
+        awaited = awaited_reader(engine, reader, connections=2)
+        try:
+            for values in (params([factory.id]), params(["fac_missing"])):
+                assert awaited_first(awaited, STATEMENT, values) == reader.first(STATEMENT, values)
+        finally:
+            asyncio.run(awaited.close())
+
+    def test_reads_overlap_on_as_many_connections_as_the_pool_has(
+        self, pooled: PooledAsyncReader
+    ) -> None:
+        async def three_at_once() -> set[int]:
+            rows = await asyncio.gather(*(pooled.first(sleeping_pid(0.2), {}) for _ in range(3)))
+            return {row[0] for row in rows if row is not None}
+
+        assert len(asyncio.run(three_at_once())) == 2
+
+    def test_a_read_whose_connection_the_server_ended_runs_again_on_a_new_one(
+        self, engine: Engine, pooled: PooledAsyncReader
+    ) -> None:
+        async def ended_then_read() -> tuple[int, int]:
+            first = await pooled.first(BACKEND_PID, {})
+            assert first is not None
+            with engine.begin() as admin:
+                admin.execute(sa_select(func.pg_terminate_backend(first[0])))
+            again = await pooled.first(BACKEND_PID, {})
+            assert again is not None
+            return first[0], again[0]
+
+        ended, new = asyncio.run(ended_then_read())
+        assert new != ended
+
+    def test_a_read_cancelled_midway_does_not_give_its_connection_back(
+        self, engine: Engine
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
+        one = PooledAsyncReader(engine, size=1)
+
+        async def cancel_a_read() -> tuple[int, int]:
+            before = await one.first(BACKEND_PID, {})
+            read = asyncio.create_task(one.first(sleeping_pid(5), {}))
+            await asyncio.sleep(0.2)
+            read.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await read
+            after = await one.first(BACKEND_PID, {})
+            assert before is not None
+            assert after is not None
+            return before[0], after[0]
+
+        try:
+            before, after = asyncio.run(cancel_a_read())
+        finally:
+            asyncio.run(one.close())
+        assert after != before
+
+    def test_a_read_from_another_event_loop_opens_connections_of_its_own(
+        self, pooled: PooledAsyncReader
+    ) -> None:
+        first, second = (
+            awaited_first(pooled, BACKEND_PID, {}),
+            awaited_first(pooled, BACKEND_PID, {}),
+        )
+        assert first is not None
+        assert second is not None
+        assert first[0] != second[0]
+
+    def test_errors_come_as_sqlalchemy_errors(self, pooled: PooledAsyncReader) -> None:
+        with pytest.raises(DBAPIError) as raised:
+            awaited_first(pooled, sa_select(func.no_such_function()), {})
+        assert not raised.value.connection_invalidated
+
+    def test_an_unreachable_server_is_a_sqlalchemy_operational_error(self, engine: Engine) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
+        nowhere = create_engine(engine.url.set(port=free_port()))
+        with pytest.raises(OperationalError):
+            awaited_first(PooledAsyncReader(nowhere, size=1), BACKEND_PID, {})

@@ -22,7 +22,7 @@ from src.db import utcnow
 from src.models import Assessment, Client, ClusterCount, ComplianceSummary, Factory, Finding
 from src.models.assessments import AssessmentStatus, RemediationItem, RemediationStatus
 from src.models.compliance_summaries import Disclosure
-from src.prepared_reads import Reader
+from src.prepared_reads import AwaitedReader
 from src.services.access import (
     Principal,
     Visibility,
@@ -204,13 +204,13 @@ def _summary_statement(shape: Visibility) -> Any:
     )
 
 
-def summary_body(
-    reader: Reader, *, principal: Principal, factory_id: str, access_log: AccessLog
+async def summary_body(
+    reader: AwaitedReader, *, principal: Principal, factory_id: str, access_log: AccessLog
 ) -> bytes:
     """The stored answer for the caller: full with consent (a logged disclosure), public without.
     One statement checks the caller's client is not revoked and decides visibility, consent and
     which encoding to read, so the route may skip `resolve_principal`'s own query."""
-    row = reader.first(
+    row = await reader.first(
         _summary_statement(visibility_of(principal)),
         visibility_params(principal) | {"factory_id": factory_id, "client_id": principal.client_id},
     )
