@@ -294,8 +294,9 @@ class PooledAsyncReader:
         self._connect_args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
         self._size = size
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
-        self._opened = 0
+        # Each of the `size` places holds a kept connection, or None until one is opened there:
+        # a read waits for a place, so a connection dropped frees its place for the next read.
+        self._places: asyncio.Queue[psycopg.AsyncConnection[Any] | None] = asyncio.Queue()
 
     async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
         prepared, sql, arguments = _compiled(statement, self._dialect, params)
@@ -327,30 +328,32 @@ class PooledAsyncReader:
         """A connection, and whether it was kept from an earlier read."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._close_idle()
-            self._loop, self._idle, self._opened = loop, asyncio.Queue(), 0
-        if self._idle.empty() and self._opened < self._size:
-            self._opened += 1
-            try:
-                connection = await psycopg.AsyncConnection.connect(
-                    *self._connect_args, **self._connect_kwargs, autocommit=True
-                )
-            except BaseException:
-                self._opened -= 1
-                raise
-            return connection, False
-        return await self._idle.get(), True
+            self._close_kept()
+            self._loop, self._places = loop, asyncio.Queue()
+            for _ in range(self._size):
+                self._places.put_nowait(None)
+        kept = await self._places.get()
+        if kept is not None:
+            return kept, True
+        try:
+            connection = await psycopg.AsyncConnection.connect(
+                *self._connect_args, **self._connect_kwargs, autocommit=True
+            )
+        except BaseException:
+            self._places.put_nowait(None)
+            raise
+        return connection, False
 
     def _put_back(self, connection: psycopg.AsyncConnection[Any], *, usable: bool) -> None:
-        if usable:
-            self._idle.put_nowait(connection)
-            return
-        self._opened -= 1
-        connection.pgconn.finish()
+        if not usable:
+            connection.pgconn.finish()
+        self._places.put_nowait(connection if usable else None)
 
-    def _close_idle(self) -> None:
-        while not self._idle.empty():
-            self._put_back(self._idle.get_nowait(), usable=False)
+    def _close_kept(self) -> None:
+        while not self._places.empty():
+            if (connection := self._places.get_nowait()) is not None:
+                connection.pgconn.finish()
 
     async def close(self) -> None:
-        self._close_idle()
+        self._close_kept()
+        self._loop = None

@@ -241,7 +241,7 @@ class TestAwaitedReads:
         ended, new = asyncio.run(ended_then_read())
         assert new != ended
 
-    def test_a_read_cancelled_midway_does_not_give_its_connection_back(
+    def test_a_read_cancelled_midway_drops_its_connection_and_a_waiting_read_opens_another(
         self, engine: Engine
     ) -> None:
         if engine.dialect.name != "postgresql":
@@ -250,12 +250,14 @@ class TestAwaitedReads:
 
         async def cancel_a_read() -> tuple[int, int]:
             before = await one.first(BACKEND_PID, {})
-            read = asyncio.create_task(one.first(sleeping_pid(5), {}))
+            slow = asyncio.create_task(one.first(sleeping_pid(5), {}))
             await asyncio.sleep(0.2)
-            read.cancel()
+            waiting = asyncio.create_task(one.first(BACKEND_PID, {}))
+            await asyncio.sleep(0.1)
+            slow.cancel()
             with pytest.raises(asyncio.CancelledError):
-                await read
-            after = await one.first(BACKEND_PID, {})
+                await slow
+            after = await asyncio.wait_for(waiting, timeout=5)
             assert before is not None
             assert after is not None
             return before[0], after[0]
