@@ -10,8 +10,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from src.etags import etag_for
 from src.models import (
     Assessment,
+    ComplianceSummary,
     Consent,
     Delegation,
     Factory,
@@ -211,3 +213,13 @@ def admin_headers(http: TestClient, session: Session) -> dict[str, str]:
     credentials = make_programme_client(session)
     session.commit()
     return bearer(http, credentials)
+
+
+def summary_row(
+    factory_id: str, *, full_json: bytes = b"{}", public_json: bytes = b"{}", **overrides: Any
+) -> ComplianceSummary:
+    """A stored summary with the given answers (and their entity tags), for a test to add."""
+    return ComplianceSummary(
+        factory_id=factory_id, full_json=full_json, public_json=public_json,
+        full_etag=etag_for(full_json), public_etag=etag_for(public_json), **overrides,
+    )  # fmt: skip

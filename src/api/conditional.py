@@ -5,16 +5,10 @@ A route that knows its version cheaply sets `ETag` itself; the middleware then o
 
 from __future__ import annotations
 
-import hashlib
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-def etag_for(body: bytes, *, weak: bool = False) -> str:
-    # SHA-256 runs in the CPU's own instructions where it has them: ~2 µs for a summary.
-    tag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    return f"W/{tag}" if weak else tag
+from src.etags import etag_for
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

@@ -22,7 +22,8 @@ class RiskBand(StrEnum):
 
 
 class ComplianceSummary(SQLModel, table=True):
-    """One row per factory; `full_json` and `public_json` are the encoded answer bodies."""
+    """One row per factory; `full_json` and `public_json` are the encoded answer bodies, and
+    `full_etag` and `public_etag` their entity tags, so that a read hashes nothing."""
 
     __tablename__ = "compliance_summaries"
     # Covers what the supply-chain aggregate reads of each factory, so its joins never touch the
@@ -43,6 +44,8 @@ class ComplianceSummary(SQLModel, table=True):
     open_critical_count: int = 0
     full_json: bytes = Field(sa_type=LargeBinary)
     public_json: bytes = Field(sa_type=LargeBinary)
+    full_etag: str = Field(max_length=40)
+    public_etag: str = Field(max_length=40)
     updated_at: dt.datetime = updated_at_field()
 
 

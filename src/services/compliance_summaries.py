@@ -11,6 +11,7 @@ published assessment of a lower cycle; cluster changes and `previous_risk_band` 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
+from src.etags import etag_for
 from src.models import Assessment, Client, ClusterCount, ComplianceSummary, Factory, Finding
 from src.models.assessments import AssessmentStatus, RemediationItem, RemediationStatus
 from src.models.compliance_summaries import Disclosure
@@ -132,9 +134,14 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
             return row
     now = utcnow()
     full_json, public_json = encode_summaries(factory_id, current_figures, previous_figures, now)
+    full_etag, public_etag = etag_for(full_json), etag_for(public_json)
     if row is None:
-        row = ComplianceSummary(factory_id=factory_id, full_json=full_json, public_json=public_json)
+        row = ComplianceSummary(
+            factory_id=factory_id, full_json=full_json, public_json=public_json,
+            full_etag=full_etag, public_etag=public_etag,
+        )  # fmt: skip
     row.full_json, row.public_json, row.updated_at = full_json, public_json, now
+    row.full_etag, row.public_etag = full_etag, public_etag
     row.assessment_id = current.id if current else None
     row.cycle = current.cycle if current else None
     row.risk_band = current_figures.band if current_figures else None
@@ -179,6 +186,13 @@ def _store_cluster_counts(session: Session, factory_id: str, figures: Figures | 
     )
 
 
+@dataclass(frozen=True)
+class StoredAnswer:
+    body: bytes
+    etag: str | None
+    """None for an answer built on the spot (a factory with no summary yet)."""
+
+
 @cache
 def _summary_statement(shape: Visibility) -> Any:
     """The caller's client, visibility, consent and the stored answer to serve, in one statement
@@ -193,6 +207,8 @@ def _summary_statement(shape: Visibility) -> Any:
             consented,
             col(ComplianceSummary.full_json),
             col(ComplianceSummary.public_json),
+            col(ComplianceSummary.full_etag),
+            col(ComplianceSummary.public_etag),
         )
         .select_from(Client)
         .outerjoin(
@@ -206,7 +222,7 @@ def _summary_statement(shape: Visibility) -> Any:
 
 async def summary_body(
     reader: AwaitedReader, *, principal: Principal, factory_id: str, access_log: AccessLog
-) -> bytes:
+) -> StoredAnswer:
     """The stored answer for the caller: full with consent (a logged disclosure), public without.
     One statement checks the caller's client is not revoked and decides visibility, consent and
     which encoding to read, so the route may skip `resolve_principal`'s own query."""
@@ -216,8 +232,7 @@ async def summary_body(
     )
     if row is None or row[0] is not None:
         raise client_revoked()
-    _, factory_updated_at, full, full_body, public_body = row
-    body = full_body if full else public_body
+    _, factory_updated_at, full, full_body, public_body, full_etag, public_etag = row
     if factory_updated_at is None:
         raise not_found_factory()
     if full:
@@ -227,10 +242,11 @@ async def summary_body(
             resource="compliance_summary",
             resource_id=factory_id,
         )
+    body = full_body if full else public_body
     if body is None:
         disclosure = Disclosure.full if full else Disclosure.public
         empty = summary_read(
             factory_id, None, None, disclosure=disclosure, updated_at=factory_updated_at
         )
-        return empty.model_dump_json().encode()
-    return bytes(body)
+        return StoredAnswer(empty.model_dump_json().encode(), etag=None)
+    return StoredAnswer(bytes(body), etag=full_etag if full else public_etag)

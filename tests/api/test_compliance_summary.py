@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from src.api.compliance_summaries import ServedAsIs
 from src.db import utcnow
+from src.etags import etag_for
 from src.models import Client, ComplianceSummary, Consent
 from src.models.compliance_summaries import ComplianceSummaryRead
 from tests.api.test_assessments import access_log
@@ -186,6 +187,20 @@ class TestServing:
             url(world["factory"]), headers=headers | {"If-None-Match": first.headers["etag"]}
         )
         assert again.status_code == 304
+
+    def test_the_entity_tag_is_the_one_stored_with_the_answer(
+        self, client: TestClient, session: Session, world: dict[str, Any]
+    ) -> None:
+        row = stored(session, world["factory"].id)
+        assert (row.full_etag, row.public_etag) == (
+            etag_for(row.full_json),
+            etag_for(row.public_json),
+        )
+        row.full_etag, row.public_etag = '"stored-full"', '"stored-public"'
+        session.add(row)
+        session.commit()
+        response = client.get(url(world["factory"]), headers=bearer(client, world["reader"]))
+        assert response.headers["etag"] in {'"stored-full"', '"stored-public"'}
 
     def test_the_answer_is_documented_in_openapi(self, client: TestClient) -> None:
         paths = client.get("/openapi.json").json()["paths"]

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from src.config import Settings
 from src.db import transaction, utcnow
-from src.models import ComplianceSummary, Event, Factory, Organization
+from src.models import Event, Factory, Organization
 from src.services.event_feed import prune_events
 from src.services.events import EventType, emit
 from src.worker import run_once
@@ -29,6 +29,7 @@ from tests.builders import (
     make_partner,
     make_programme_client,
     make_supply_chain,
+    summary_row,
 )
 
 
@@ -153,8 +154,8 @@ class TestVisibility:
     ) -> None:
         with transaction(engine) as session:
             session.add(
-                ComplianceSummary(
-                    factory_id=world.shared.id,
+                summary_row(
+                    world.shared.id,
                     full_json=orjson.dumps({"disclosure": "full", "findings": 40}),
                     public_json=orjson.dumps({"disclosure": "public"}),
                 )

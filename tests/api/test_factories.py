@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from src.models import ComplianceSummary, Event, Factory
+from src.models import Event, Factory
 from src.services.clients import NewClient
 from tests.builders import (
     bearer,
@@ -20,6 +20,7 @@ from tests.builders import (
     make_factory,
     make_programme_client,
     make_supply_chain,
+    summary_row,
 )
 from tests.statements import count_statements
 
@@ -142,11 +143,7 @@ class TestFilters:
     def test_risk_band_filter(
         self, client: TestClient, world: dict[str, object], session: Session
     ) -> None:
-        session.add(
-            ComplianceSummary(
-                factory_id=world["shared"].id, risk_band="high", full_json=b"{}", public_json=b"{}"
-            )
-        )
+        session.add(summary_row(world["shared"].id, risk_band="high"))
         session.commit()
         response = client.get(
             "/v1/factories?risk_band=high", headers=bearer(client, world["north"])

@@ -14,7 +14,6 @@ from sqlmodel import Session, select
 from src.models import (
     Assessment,
     ClusterCount,
-    ComplianceSummary,
     Factory,
     Finding,
     Question,
@@ -35,6 +34,7 @@ from tests.builders import (
     make_factory,
     make_programme_client,
     make_supply_chain,
+    summary_row,
 )
 from tests.statements import count_statements
 
@@ -54,15 +54,13 @@ def summarise(
     on `open_issues`."""
     assessment = open_items(session, factory, open_issues, cycle=2)
     session.add(
-        ComplianceSummary(
-            factory_id=factory.id,
+        summary_row(
+            factory.id,
             assessment_id=assessment.id,
             risk_band=band,
             previous_risk_band=previous,
             cycle=2,
             open_critical_count=len(open_issues),
-            full_json=b"{}",
-            public_json=b"{}",
         )
     )
     for code, (asked, non_compliant) in (clusters or {}).items():

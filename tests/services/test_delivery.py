@@ -18,7 +18,6 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from src.config import Settings
 from src.db import transaction, utcnow
 from src.models import (
-    ComplianceSummary,
     Consent,
     Delivery,
     DeliveryAttempt,
@@ -39,6 +38,7 @@ from tests.builders import (
     make_factory,
     make_partner,
     make_supply_chain,
+    summary_row,
 )
 from tests.receivers import Receiver, Reply, always, in_turn, running_receiver
 
@@ -346,8 +346,8 @@ class TestDisabling:
 def store_summary(engine: Engine, factory: Factory) -> None:
     with transaction(engine) as session:
         session.add(
-            ComplianceSummary(
-                factory_id=factory.id,
+            summary_row(
+                factory.id,
                 full_json=orjson.dumps({"disclosure": "full", "critical_issues": ["CL.1"]}),
                 public_json=orjson.dumps({"disclosure": "public", "risk_band": "high"}),
             )
