@@ -50,8 +50,8 @@ class ServedAsIs(APIRoute):
 async def get_compliance_summary(request: Request) -> Response:
     # The hottest read takes its caller and path parameter itself: FastAPI's dependency solving
     # (a `Security` dependency and a validated `str`) was a sixth of its time in-process
-    # (docs/benchmarks.md). In the event loop, on its own connection: one indexed statement
-    # returning stored bytes costs less than a thread hop.
+    # (docs/benchmarks.md). Its one statement is awaited: on PostgreSQL the loop serves other
+    # requests meanwhile; on SQLite the loop's own connection answers at once.
     answer = await service.summary_body(
         request.app.state.awaited_reader,
         principal=principal_checked_by_route(request, SCOPES),
