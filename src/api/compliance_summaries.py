@@ -52,7 +52,7 @@ async def get_compliance_summary(request: Request) -> Response:
     # (a `Security` dependency and a validated `str`) was a sixth of its time in-process
     # (docs/benchmarks.md). Its one statement is awaited: on PostgreSQL the loop serves other
     # requests meanwhile; on SQLite the loop's own connection answers at once.
-    answer = await service.summary_body(
+    answer = await service.summary_answer(
         request.app.state.awaited_reader,
         principal=principal_checked_by_route(request, SCOPES),
         factory_id=request.path_params["factory_id"],

@@ -220,7 +220,7 @@ def _summary_statement(shape: Visibility) -> Any:
     )
 
 
-async def summary_body(
+async def summary_answer(
     reader: AwaitedReader, *, principal: Principal, factory_id: str, access_log: AccessLog
 ) -> StoredAnswer:
     """The stored answer for the caller: full with consent (a logged disclosure), public without.
