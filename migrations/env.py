@@ -27,15 +27,33 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 
 
 def run_on(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=SQLModel.metadata,
-        compare_type=True,
-        render_as_batch=connection.dialect.name == "sqlite",
-        render_item=render_item,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    # SQLite alters a table by copying it and dropping the old one, which foreign keys refuse for
+    # a table others reference: they are off while the migrations run and checked before commit
+    # (SQLite's own procedure for schema changes).
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _enforce_sqlite_foreign_keys(connection, enforced=False)
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=SQLModel.metadata,
+            compare_type=True,
+            render_as_batch=sqlite,
+            render_item=render_item,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                raise RuntimeError(f"the migrations left rows with broken foreign keys: {broken}")
+    finally:
+        if sqlite:
+            _enforce_sqlite_foreign_keys(connection, enforced=True)
+
+
+def _enforce_sqlite_foreign_keys(connection: Connection, *, enforced: bool) -> None:
+    # The pragma does nothing inside a transaction, so it is committed on its own.
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+    connection.commit()
 
 
 connection = config.attributes.get("connection")

@@ -33,6 +33,7 @@ from src.config import PROJECT_ROOT, Settings
 from src.db import make_engine, transaction, utcnow
 from src.main import create_app
 from src.models import Delivery, DeliveryAttempt, Factory, WebhookEndpoint
+from src.models.factories import encode_item
 from src.services.clients import NewClient
 from src.services.events import EventType, emit
 from src.services.webhook_sending import MAX_RETRY_AFTER
@@ -285,15 +286,19 @@ def bulk_factories(engine: Engine, count: int) -> None:
             "name": f"Bulk factory {n} " + "Garments and Textiles " * 12,
             "country": "VN",
             "address": f"Lot {n}, " + "Tan Uyen industrial park, Binh Duong province, " * 10,
+            "os_id": None,
             "sector": "garment",
             "workers_total": 900,
             "workers_women": 600,
             "status": "active",
+            "enrolled_on": None,
             "created_at": now,
             "updated_at": now,
         }
         for n in range(count)
     ]
+    for row in rows:
+        row["item_json"] = encode_item(row)
     with engine.begin() as connection:
         connection.execute(insert(Factory), rows)
 

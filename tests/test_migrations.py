@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import orjson
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,9 +14,10 @@ from sqlmodel import Session, SQLModel
 import src.models  # noqa: F401  (every table on the metadata)
 from src.db import transaction, utcnow
 from src.etags import etag_for
-from src.models import ComplianceSummary
+from src.ids import new_id
+from src.models import ComplianceSummary, Factory
+from src.models.factories import ITEM_FIELDS, encode_item
 from src.services.catalogue import load_catalogue, load_survey_questions
-from tests.builders import make_factory
 from tests.conftest import alembic_config
 
 
@@ -34,14 +38,57 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str, engine: Engine) 
         load_survey_questions(session)
 
 
+def insert_factory_before_0009(engine: Engine, **values: object) -> str:
+    """A factory row as the schema before 0009 has it (no `item_json`), with the columns' defaults."""
+    row: dict[str, object] = {
+        "id": new_id("fac"), "programme_code": None, "name": "A factory", "country": "VN",
+        "address": "", "os_id": None, "sector": "garment", "workers_total": 0,
+        "workers_women": 0, "status": "enrolled", "enrolled_on": None, "created_at": utcnow(),
+        "updated_at": utcnow(),
+    } | values  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                f"INSERT INTO factories ({', '.join(row)}) "
+                f"VALUES ({', '.join(':' + name for name in row)})"
+            ),
+            {
+                name: value.replace(tzinfo=None)
+                if isinstance(value, dt.datetime) and engine.dialect.name == "sqlite"
+                else value
+                for name, value in row.items()
+            },
+        )
+    return str(row["id"])
+
+
+def test_factories_stored_before_0009_get_their_encoded_fields(
+    database_url: str, engine: Engine
+) -> None:
+    config = alembic_config(database_url)
+    command.downgrade(config, "0008")
+    try:
+        factory_id = insert_factory_before_0009(
+            engine, name="Bến Cát Knits", os_id="VN2024000000001", enrolled_on=dt.date(2019, 3, 4),
+            workers_total=1200, workers_women=800, status="active",
+        )  # fmt: skip
+    finally:
+        command.upgrade(config, "head")
+    with Session(engine) as session:
+        stored = session.get(Factory, factory_id)
+        assert stored is not None
+        fields = {name: getattr(stored, name) for name in ITEM_FIELDS}
+    assert stored.item_json == encode_item(fields)
+    assert orjson.loads(stored.item_json)["name"] == "Bến Cát Knits"
+
+
 def test_summaries_stored_before_0008_get_the_entity_tags_of_their_answers(
     database_url: str, engine: Engine
 ) -> None:
     config = alembic_config(database_url)
     command.downgrade(config, "0007")
     try:
-        with transaction(engine) as session:
-            factory_id = make_factory(session).id
+        factory_id = insert_factory_before_0009(engine, name="Tagged Garments")
         full, public = b'{"disclosure":"full"}', b'{"disclosure":"public"}'
         with engine.begin() as connection:
             connection.execute(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from src.api.deps import Admin, EngineDep, FactoriesReader, SessionDep
-from src.api.pagination import CursorQuery, LimitQuery, Page
+from src.api.pagination import CursorQuery, LimitQuery, Page, encoded_page, link_header
 from src.api.streaming import ClosingStreamingResponse
 from src.models.base import IsoDateTime
 from src.models.compliance_summaries import RiskBand
@@ -90,13 +89,7 @@ async def list_factories(
         cursor=query.cursor,
         limit=query.limit,
     )
-    # Encoded here, once: validating a model per row would cost more than the query.
-    body = {"data": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}
-    headers = {}
-    if page.next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=page.next_cursor)
-        headers["Link"] = f'<{next_url}>; rel="next"'
-    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type=JSON, headers=headers)
+    return Response(encoded_page(page), media_type=JSON, headers=link_header(request, page))
 
 
 @router.get("/factories/{factory_id}", summary="One factory, with your supplier codes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from fastapi import Query, Request, Response
 from pydantic import BaseModel
 
@@ -34,11 +35,23 @@ def page_of(
     to_schema: Callable[[Any], T],
 ) -> Page[T]:
     """The answer for one page; sets the `Link` header to the next page when there is one."""
-    if page.next_cursor is not None:
-        next_url = request.url.include_query_params(cursor=page.next_cursor)
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    response.headers.update(link_header(request, page))
     return Page[T](
         data=[to_schema(item) for item in page.items],
         next_cursor=page.next_cursor,
         has_more=page.has_more,
     )
+
+
+def link_header(request: Request, page: ServicePage[Any]) -> dict[str, str]:
+    """`Link` to the next page, when there is one."""
+    if page.next_cursor is None:
+        return {}
+    next_url = request.url.include_query_params(cursor=page.next_cursor)
+    return {"Link": f'<{next_url}>; rel="next"'}
+
+
+def encoded_page(page: ServicePage[bytes]) -> bytes:
+    """The answer for a page of items the service encoded already (`Page` once serialised)."""
+    rest = orjson.dumps({"next_cursor": page.next_cursor, "has_more": page.has_more})
+    return b'{"data":[' + b",".join(page.items) + b"]," + rest[1:]

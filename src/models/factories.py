@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
+import orjson
 import pydantic
 from pydantic import BaseModel, ConfigDict, model_validator
-from sqlalchemy import Index, String
+from sqlalchemy import Index, LargeBinary, String, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 from src.models.base import IsoDate, created_at_field, id_field, updated_at_field
@@ -21,6 +26,9 @@ class FactoryStatus(StrEnum):
 
 
 class Factory(SQLModel, table=True):
+    """A factory; `item_json` is its own fields encoded as the JSON object every read of it
+    starts from, kept by `encode_item` on every flush."""
+
     __tablename__ = "factories"
     __table_args__ = (
         Index("ix_factories_updated_at_id", "updated_at", "id"),
@@ -41,6 +49,29 @@ class Factory(SQLModel, table=True):
     enrolled_on: dt.date | None = None
     created_at: dt.datetime = created_at_field()
     updated_at: dt.datetime = updated_at_field()
+    # None only until the flush encodes it; an insert that skips the ORM must set it.
+    item_json: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=False)
+
+
+ITEM_FIELDS = (
+    "id", "programme_code", "name", "country", "address", "os_id", "sector", "workers_total",
+    "workers_women", "status", "enrolled_on", "created_at", "updated_at",
+)  # fmt: skip
+"""What `FactoryRead` shows of the factory row itself; a read adds the caller's fields."""
+
+
+def encode_item(values: Mapping[str, Any]) -> bytes:
+    """The factory's own fields as a JSON object, encoded once when the row is written: a page of
+    50 then joins stored bytes instead of converting and encoding 650 columns."""
+    return orjson.dumps({name: values[name] for name in ITEM_FIELDS}, option=orjson.OPT_UTC_Z)
+
+
+@event.listens_for(Factory, "before_insert")
+@event.listens_for(Factory, "before_update")
+def _encode_item_on_flush(
+    _mapper: Mapper[Factory], _connection: Connection, factory: Factory
+) -> None:
+    factory.item_json = encode_item({name: getattr(factory, name) for name in ITEM_FIELDS})
 
 
 COUNTRY_PATTERN = r"^[A-Z]{2}$"

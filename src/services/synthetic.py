@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Table, func, insert, text
 from sqlmodel import Session, SQLModel, col, select
 from ulid import ULID
 
-from src.db import transaction
+from src.db import transaction, utcnow
 from src.models import (
     Assessment,
     Client,
@@ -30,6 +30,7 @@ from src.models import (
     SupplyChain,
     SupplyChainLink,
 )
+from src.models.factories import encode_item
 from src.models.organizations import OrgKind
 from src.services.catalogue import current_version, load_catalogue, load_survey_questions
 from src.services.clients import SCOPES_BY_KIND, hash_secret
@@ -166,6 +167,7 @@ def _factories(
     session: Session, new_id: _Ids, rng: random.Random, start: int, size: int
 ) -> list[str]:
     rows: list[dict[str, Any]] = []
+    now = utcnow()
     for n in range(start, start + size):
         country = COUNTRIES[n % len(COUNTRIES)]
         total = rng.randint(300, 12000)
@@ -182,8 +184,12 @@ def _factories(
                 "workers_women": int(total * rng.uniform(0.45, 0.85)),
                 "status": rng.choice(STATUSES),
                 "enrolled_on": dt.date(2015, 1, 1) + dt.timedelta(days=rng.randint(0, 3000)),
+                "created_at": now,
+                "updated_at": now,
             }
         )
+        # A bulk insert skips the ORM's flush, which encodes the row.
+        rows[-1]["item_json"] = encode_item(rows[-1])
     session.execute(insert(Factory), rows)
     return [row["id"] for row in rows]
 

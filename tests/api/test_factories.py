@@ -15,6 +15,7 @@ from src.services.clients import NewClient
 from tests.builders import (
     bearer,
     link,
+    make_assessment,
     make_buyer,
     make_client,
     make_factory,
@@ -357,6 +358,63 @@ class TestProgrammeEdits:
             headers=bearer(client, world["north"]),
         )
         assert response.status_code == 403
+
+
+class TestListedAsWritten:
+    """A page serves each factory's stored encoding: it follows every write, and reads as the
+    detail does."""
+
+    def listed(self, client: TestClient, caller: NewClient) -> dict[str, dict[str, object]]:
+        response = client.get("/v1/factories", headers=bearer(client, caller))
+        assert response.status_code == 200
+        return {item["id"]: item for item in response.json()["data"]}
+
+    def test_a_page_item_is_the_detail(self, client: TestClient, world: dict[str, object]) -> None:
+        north = world["north"]
+        assert isinstance(north, NewClient)
+        listed = self.listed(client, north)
+        assert len(listed) == 2
+        for factory_id, item in listed.items():
+            detail = client.get(f"/v1/factories/{factory_id}", headers=bearer(client, north))
+            assert item == detail.json()
+
+    def test_an_edit_shows_on_the_next_page(
+        self, client: TestClient, world: dict[str, object]
+    ) -> None:
+        north, admin, shared = world["north"], world["admin"], world["shared"]
+        assert isinstance(north, NewClient)
+        assert isinstance(admin, NewClient)
+        assert isinstance(shared, Factory)
+        edited = client.patch(
+            f"/v1/factories/{shared.id}",
+            headers=bearer(client, admin),
+            json={"name": "Shared Knit & Dye", "workers_total": 1500, "enrolled_on": "2021-05-06"},
+        )
+        assert edited.status_code == 200
+        item = self.listed(client, north)[shared.id]
+        assert (item["name"], item["workers_total"], item["enrolled_on"]) == (
+            "Shared Knit & Dye", 1500, "2021-05-06",
+        )  # fmt: skip
+        assert item["updated_at"] == edited.json()["updated_at"]
+        assert item["supplier_codes"] == [
+            {"supply_chain_id": world["north_chain"].id, "supplier_code": "N-1"}  # type: ignore[attr-defined]
+        ]
+
+    def test_a_published_assessment_shows_its_band_and_moment(
+        self, client: TestClient, session: Session, world: dict[str, object]
+    ) -> None:
+        north, shared = world["north"], world["shared"]
+        assert isinstance(north, NewClient)
+        assert isinstance(shared, Factory)
+        before = self.listed(client, north)[shared.id]
+        assert before["risk_band"] is None
+        make_assessment(session, shared, {"CL-CHL-01": False, "OS-MGT-01": True})
+        session.commit()
+        item = self.listed(client, north)[shared.id]
+        detail = client.get(f"/v1/factories/{shared.id}", headers=bearer(client, north)).json()
+        assert item["risk_band"] is not None
+        assert item == detail
+        assert item["updated_at"] > before["updated_at"]
 
 
 class TestNoQueryPerRow:

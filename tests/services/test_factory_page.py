@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -52,7 +53,7 @@ def walk(
     with count_statements(engine) as statements:
         while True:
             page = factory_page(reader, principal=who, filters=filters, cursor=cursor, limit=limit)
-            ids += [item["id"] for item in page.items]
+            ids += [orjson.loads(item)["id"] for item in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
