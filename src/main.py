@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_problem_handlers(app)
     # The hottest read: a route of the app itself, tried before any router (see its module).
     compliance_summaries.install(app)
+    factories.install(app)
     for router in ROUTERS:
         app.include_router(router)
     # After the API's routes: Starlette tries routes in order, and the docs are read least.

@@ -11,15 +11,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 from sqlalchemy import Engine, create_engine
 from sqlmodel import Session
 
+from src.api.factories import FactoryQuery
 from src.config import Settings
 from src.main import create_app
 from tests.builders import make_programme_client
@@ -166,6 +168,21 @@ class TestConventions:
                 assert {"RateLimit", "RateLimit-Policy"} <= headers, (path, status)
                 if status == "429":
                     assert "Retry-After" in headers
+
+    def test_the_self_served_page_documents_its_query_as_fastapi_would(
+        self, document: dict[str, Any]
+    ) -> None:
+        def declared(query: Annotated[FactoryQuery, Query()]) -> None:
+            """A route that has FastAPI validate the same query model."""
+
+        reference = FastAPI()
+        reference.get("/declared")(declared)
+        expected = reference.openapi()["paths"]["/declared"]["get"]["parameters"]
+        listed = document["paths"]["/v1/factories"]["get"]
+        assert listed["parameters"] == expected
+        assert listed["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Page_FactoryRead_"
+        }
 
     def test_authenticated_posts_take_an_idempotency_key(
         self, document: dict[str, Any], operations: list[Operation]

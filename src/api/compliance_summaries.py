@@ -2,19 +2,16 @@
 
 The API's hottest read is added to the app itself (`install`) rather than through a router:
 FastAPI 0.165 resolves an included router as a branch on every request it serves. FastAPI
-documents it as any route, and its endpoint answers the request itself (`ServedAsIs`)."""
+documents it as any route, and its endpoint answers the request itself (`src.api.self_served`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 from fastapi import FastAPI, Request
-from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from src.api.deps import documented_security, principal_checked_by_route
 from src.api.problems import NOT_VISIBLE
+from src.api.self_served import ServedAsIs
 from src.models.compliance_summaries import ComplianceSummaryRead
 from src.services import compliance_summaries as service
 
@@ -27,24 +24,6 @@ FACTORY_ID = {
     "required": True,
     "schema": {"type": "string", "title": "Factory Id"},
 }
-
-
-class ServedAsIs(APIRoute):
-    """A route FastAPI documents from its declaration but does not serve: its endpoint takes the
-    `Request` and answers a `Response` itself, skipping FastAPI's request handling (dependency
-    solving and parameter parsing, even for an endpoint that takes none: 13 % of the summary's
-    time in-process, docs/benchmarks.md). FastAPI's hook for custom route classes."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        dependant = self.dependant
-        solved = (
-            dependant.path_params, dependant.query_params, dependant.header_params,
-            dependant.cookie_params, dependant.body_params, dependant.dependencies,
-        )  # fmt: skip
-        if any(solved) or dependant.request_param_name is None:
-            raise TypeError(f"{self.name} must take only the Request: nothing else is solved")
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
 
 
 async def get_compliance_summary(request: Request) -> Response:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from src.api.compliance_summaries import ServedAsIs
+from src.api.self_served import ServedAsIs
 from src.db import utcnow
 from src.etags import etag_for
 from src.models import Client, ComplianceSummary, Consent
