@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from pathlib import Path
 
 from bench.load import LoadResult, uvicorn_server, wrk
 
@@ -21,20 +22,19 @@ SPINS_US = (0, 50, 100, 150, 200, 250)
 BODY_BYTES = 4096
 
 
-def _bare(spin_us: int, body_file: str) -> LoadResult:
-    env = {"WEFT_BENCH_BODY_FILE": body_file, "WEFT_BENCH_SPIN_US": str(spin_us)}
+def _bare(spin_us: int, bodies: str) -> LoadResult:
+    env = {"WEFT_BENCH_BODIES": bodies, "WEFT_BENCH_SPIN_US": str(spin_us)}
     with uvicorn_server("bench.bare_app:app", env) as server:
-        return wrk(f"bare + {spin_us} µs of CPU", f"{server.base}/bare", seconds=SECONDS)
+        return wrk(f"bare + {spin_us} µs of CPU", f"{server.base}/bare/body", seconds=SECONDS)
 
 
 def main(spins: list[int]) -> None:
-    with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
-        body_file.write(b'{"padding":"' + b"x" * (BODY_BYTES - 14) + b'"}')
-        body_file.flush()
-        ceiling = _bare(0, body_file.name).requests_per_second
+    with tempfile.TemporaryDirectory() as bodies:
+        Path(bodies, "body.json").write_bytes(b'{"padding":"' + b"x" * (BODY_BYTES - 14) + b'"}')
+        ceiling = _bare(0, bodies).requests_per_second
         print(f"{'bare':<30} {ceiling:,.0f} req/s", flush=True)
         for spin in spins:
-            result = _bare(spin, body_file.name)
+            result = _bare(spin, bodies)
             print(
                 f"{result.name:<30} {result.requests_per_second:,.0f} req/s "
                 f"({result.requests_per_second / ceiling:.0%}), p50 {result.p50_ms:.1f} ms",

@@ -1,7 +1,8 @@
 """HTTP read paths against the ceiling of the stack, in one run, one uvicorn worker each: a
-compliance summary and a 50-factory page in rounds between runs of the bare `async def` endpoint
-serving pre-encoded bytes; the supply-chain aggregate; the CSV export of every factory with the
-server's peak memory.
+compliance summary and a 50-factory page in rounds between runs of the bare `async def`
+endpoint serving the same bytes as each (the page is also set against the summary's ceiling,
+as before); the supply-chain aggregate; the CSV export of every factory with the server's peak
+memory.
 
     python -m bench.http [sqlite|postgresql ...]
 """
@@ -39,27 +40,32 @@ def _token(base: str, client: dict[str, object]) -> str:
 
 
 def _rounds(
-    bare: Callable[[str], LoadResult], reads: dict[str, Callable[[str], LoadResult]]
-) -> tuple[list[float], dict[str, list[LoadResult]]]:
-    """bare, reads, bare, reads, ... bare: the ceilings between rounds and each read's results."""
-    ceilings = [bare("bare").requests_per_second]
+    bare: dict[str, Callable[[str], LoadResult]], reads: dict[str, Callable[[str], LoadResult]]
+) -> tuple[dict[str, list[float]], dict[str, list[LoadResult]]]:
+    """bare, reads, bare, reads, ... bare: each read's ceilings between the rounds (the bare
+    endpoint serving that read's bytes) and its results."""
+    ceilings = {name: [serve("bare").requests_per_second] for name, serve in bare.items()}
     rounds: dict[str, list[LoadResult]] = {name: [] for name in reads}
     for _ in range(ROUNDS):
         for name, read in reads.items():
             rounds[name].append(read(name))
-        ceilings.append(bare("bare").requests_per_second)
+        for name, serve in bare.items():
+            ceilings[name].append(serve("bare").requests_per_second)
     return ceilings, rounds
 
 
-def _ratio_figure(results: list[LoadResult], ceilings: list[float]) -> str:
-    ratios = [
+def _ratios(results: list[LoadResult], ceilings: list[float]) -> list[float]:
+    return [
         result.requests_per_second / ((before + after) / 2)
         for result, before, after in zip(results, ceilings, ceilings[1:], strict=False)
     ]
+
+
+def _ratio_figure(results: list[LoadResult], ratios: list[float], ceiling: str) -> str:
     middle = sorted(range(len(results)), key=lambda index: ratios[index])[len(results) // 2]
     return (
         f"{_figure(results[middle])}; median ratio {ratios[middle]:.0%} of the bare endpoint "
-        f"(rounds: {', '.join(f'{ratio:.0%}' for ratio in ratios)})"
+        f"serving {ceiling} (rounds: {', '.join(f'{ratio:.0%}' for ratio in ratios)})"
     )
 
 
@@ -91,31 +97,48 @@ def run(database: str) -> list[tuple[str, str]]:
         page = httpx.get(f"{base}/v1/factories?limit=500", headers=auth, timeout=60).json()
         factory_ids = [item["id"] for item in page["data"]]
         summary_paths = [f"/v1/factories/{fid}/compliance-summary" for fid in factory_ids[:200]]
-        body = httpx.get(base + summary_paths[0], headers=auth).content
-        with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
-            body_file.write(body)
-            body_file.flush()
-            bare_env = {"WEFT_BENCH_BODY_FILE": body_file.name}
-            with uvicorn_server("bench.bare_app:app", bare_env) as bare:
-                bare_url = f"{bare.base}/bare"
-                reads = {
+        page_url = f"{base}/v1/factories?limit=50"
+        with tempfile.TemporaryDirectory() as bodies:
+            # Each read against the bare endpoint serving its own answer's bytes, as the ceiling.
+            Path(bodies, "summary.json").write_bytes(
+                httpx.get(base + summary_paths[0], headers=auth).content
+            )
+            Path(bodies, "page.json").write_bytes(httpx.get(page_url, headers=auth).content)
+            with uvicorn_server("bench.bare_app:app", {"WEFT_BENCH_BODIES": bodies}) as bare:
+                reads: dict[str, Callable[[str], LoadResult]] = {
                     "compliance summary": partial(
                         wrk, url=base, headers=auth, paths=summary_paths, seconds=ROUND_SECONDS
                     ),
                     "factory page (50)": partial(
-                        wrk,
-                        url=f"{base}/v1/factories?limit=50",
-                        headers=auth,
-                        seconds=ROUND_SECONDS,
+                        wrk, url=page_url, headers=auth, seconds=ROUND_SECONDS
                     ),
                 }
-                ceilings, rounds = _rounds(partial(wrk, url=bare_url, seconds=ROUND_SECONDS), reads)
+                ceilings, rounds = _rounds(
+                    {
+                        body: partial(wrk, url=f"{bare.base}/bare/{body}", seconds=ROUND_SECONDS)
+                        for body in ("summary", "page")
+                    },
+                    reads,
+                )
+        for body, served in ceilings.items():
+            figures.append((
+                f"{database}: bare async endpoint serving the {body} (ceiling)",
+                " / ".join(f"{ceiling:,.0f}" for ceiling in served) + " req/s, between the rounds",
+            ))  # fmt: skip
+        summaries = rounds["compliance summary"]
         figures.append((
-            f"{database}: bare async endpoint (ceiling)",
-            " / ".join(f"{ceiling:,.0f}" for ceiling in ceilings) + " req/s, between the rounds",
+            f"{database}: compliance summary",
+            _ratio_figure(summaries, _ratios(summaries, ceilings["summary"]), "a summary"),
         ))  # fmt: skip
-        for name, results in rounds.items():
-            figures.append((f"{database}: {name}", _ratio_figure(results, ceilings)))
+        pages = rounds["factory page (50)"]
+        figures.append((
+            f"{database}: factory page (50)",
+            _ratio_figure(pages, _ratios(pages, ceilings["page"]), "the page"),
+        ))  # fmt: skip
+        figures.append((
+            f"{database}: factory page (50), against the summary's ceiling",
+            _ratio_figure(pages, _ratios(pages, ceilings["summary"]), "a summary"),
+        ))  # fmt: skip
         aggregate_url = f"{base}/v1/supply-chains/{chain}/compliance"
         chain_size = httpx.get(aggregate_url, headers=auth, timeout=60).json()["factories"]
         aggregate = wrk(

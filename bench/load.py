@@ -70,7 +70,7 @@ def uvicorn_server(app: str, env: dict[str, str], *, factory: bool = False) -> I
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                httpx.get(base + "/healthz" if "main" in app else base + "/bare", timeout=1)
+                httpx.get(base + "/healthz" if "main" in app else base + "/openapi.json", timeout=1)
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
