@@ -46,6 +46,11 @@ class _Expansion:
     positional: bool
 
 
+PLAN_WITH_VALUES = "plan_with_values"
+"""The execution option (`statement.execution_options(plan_with_values=True)`) of a statement
+PostgreSQL must plan with each execution's values."""
+
+
 class _Prepared:
     """One statement compiled for one dialect, with its parameters' and columns' conversions."""
 
@@ -70,6 +75,13 @@ class _Prepared:
             is not None
         ]
         self._expansions: dict[tuple[int, ...], _Expansion] = {}
+        # psycopg prepares a statement on the server after five executions, and PostgreSQL may
+        # then plan it once for any values. A statement whose best plan depends on its values
+        # (`PLAN_WITH_VALUES`) is sent unprepared, and planned with them every time.
+        plan_with_values = statement.get_execution_options().get(PLAN_WITH_VALUES, False)
+        self.execute_options: dict[str, Any] = (
+            {"prepare": False} if plan_with_values and dialect.driver == "psycopg" else {}
+        )
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[str, Any]:
         """The SQL and the driver's parameters for these values."""
@@ -175,7 +187,7 @@ class Reader:
             connection = self._connection()
             cursor = connection.cursor(**self._cursor_options)
             try:
-                cursor.execute(sql, arguments)
+                cursor.execute(sql, arguments, **prepared.execute_options)
                 fetched = cursor.fetchall()
             finally:
                 cursor.close()
@@ -307,7 +319,7 @@ class PooledAsyncReader:
                 raise _driver_error(self._dialect, sql, arguments, exc, True) from exc
             try:
                 async with connection.cursor(binary=True) as cursor:
-                    await cursor.execute(sql, arguments)
+                    await cursor.execute(sql, arguments, **prepared.execute_options)
                     fetched = await cursor.fetchall()
             except psycopg.Error as exc:
                 broken = connection.broken

@@ -10,7 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Date, Engine, Integer, LargeBinary, bindparam, create_engine, func, literal
+from sqlalchemy import (
+    Date,
+    Engine,
+    Integer,
+    LargeBinary,
+    bindparam,
+    create_engine,
+    func,
+    literal,
+    text,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col
@@ -19,6 +29,7 @@ from src.db import UTCDateTime, utcnow
 from src.models import Factory
 from src.models.factories import FactoryStatus
 from src.prepared_reads import (
+    PLAN_WITH_VALUES,
     AwaitedReader,
     LoopReader,
     PooledAsyncReader,
@@ -170,6 +181,24 @@ class TestTheLoopsConnection:
                 "SELECT state FROM pg_stat_activity WHERE pid = %(pid)s", {"pid": pid[0]}
             ).scalar()
         assert state == "idle"
+
+    def test_a_statement_planned_with_its_values_is_never_prepared_on_the_server(
+        self, engine: Engine, reader: LoopReader
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's prepared statements are what the option avoids")
+        prepared_here = sa_select(
+            sa_select(func.count()).select_from(text("pg_prepared_statements")).scalar_subquery()
+        )
+        planned = prepared_here.where(literal(True)).execution_options(**{PLAN_WITH_VALUES: True})
+        before = reader.all(planned, {})
+        # psycopg prepares a statement on its sixth execution.
+        for _ in range(8):
+            reader.all(planned, {})
+        assert reader.all(planned, {}) == before
+        for _ in range(8):
+            reader.all(prepared_here, {})
+        assert reader.all(prepared_here, {}) == [(before[0][0] + 1,)]
 
 
 def test_a_statement_rendering_values_into_its_sql_is_refused(reader: LoopReader) -> None:

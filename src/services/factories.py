@@ -27,7 +27,7 @@ from src.models.factories import (
     FactoryStatus,
     FactoryUpdate,
 )
-from src.prepared_reads import Reader
+from src.prepared_reads import PLAN_WITH_VALUES, Reader
 from src.services.access import (
     Principal,
     Visibility,
@@ -152,10 +152,13 @@ def _statement(
                 ),
             )
         )
+    # Planned for any caller, PostgreSQL reads every factory the caller sees and sorts them:
+    # 10-20 ms a page for the benchmark's buyer, where planned with its values it walks (1.2 ms).
     return (
         statement.where(updated_at <= bindparam("snapshot"))
         .order_by(*_PAGE_ORDER)
         .limit(bindparam("limit", type_=Integer))
+        .execution_options(**{PLAN_WITH_VALUES: True})
     )
 
 
