@@ -64,12 +64,9 @@ class FactoryFilters:
 EncodedFactory = bytes
 """A factory as `FactoryRead` has it, encoded: its stored `item_json` with the caller's fields."""
 
-_COLUMNS = (
-    col(Factory.id),
-    col(ComplianceSummary.risk_band),
-    col(Factory.item_json),
-    col(Factory.updated_at),
-)
+# Not `updated_at`: converting it for every row was a tenth of a page on SQLite, and the cursor
+# reads the last one's from its encoding.
+_COLUMNS = (col(Factory.id), col(ComplianceSummary.risk_band), col(Factory.item_json))
 _PAGE_ORDER = (col(Factory.updated_at), col(Factory.id))
 
 
@@ -243,7 +240,7 @@ def _items(reader: Reader, principal: Principal, rows: Sequence[Any]) -> list[En
         codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
     return [
         _with_fields(item_json, {"risk_band": risk_band, "supplier_codes": codes[factory_id]})
-        for factory_id, risk_band, item_json, _ in rows
+        for factory_id, risk_band, item_json in rows
     ]
 
 
@@ -282,8 +279,9 @@ def factory_page(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(LIST_KIND, (last[3], last[0]), snapshot)
+        last_id, _, last_item = rows[-1]
+        updated_at = dt.datetime.fromisoformat(orjson.loads(last_item)["updated_at"])
+        next_cursor = encode_cursor(LIST_KIND, (updated_at, last_id), snapshot)
     return Page(items=_items(reader, principal, rows), next_cursor=next_cursor)
 
 
