@@ -134,19 +134,23 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
             return row
     now = utcnow()
     full_json, public_json = encode_summaries(factory_id, current_figures, previous_figures, now)
-    full_etag, public_etag = etag_for(full_json), etag_for(public_json)
+    stored: dict[str, Any] = {
+        "full_json": full_json,
+        "public_json": public_json,
+        "full_etag": etag_for(full_json),
+        "public_etag": etag_for(public_json),
+        "updated_at": now,
+        "assessment_id": current.id if current else None,
+        "cycle": current.cycle if current else None,
+        "risk_band": current_figures.band if current_figures else None,
+        "previous_risk_band": previous_figures.band if previous_figures else None,
+        "open_critical_count": current_figures.open_critical if current_figures else 0,
+    }
     if row is None:
-        row = ComplianceSummary(
-            factory_id=factory_id, full_json=full_json, public_json=public_json,
-            full_etag=full_etag, public_etag=public_etag,
-        )  # fmt: skip
-    row.full_json, row.public_json, row.updated_at = full_json, public_json, now
-    row.full_etag, row.public_etag = full_etag, public_etag
-    row.assessment_id = current.id if current else None
-    row.cycle = current.cycle if current else None
-    row.risk_band = current_figures.band if current_figures else None
-    row.previous_risk_band = previous_figures.band if previous_figures else None
-    row.open_critical_count = current_figures.open_critical if current_figures else 0
+        row = ComplianceSummary(factory_id=factory_id, **stored)
+    else:
+        for name, value in stored.items():
+            setattr(row, name, value)
     session.add(row)
     _store_cluster_counts(session, factory_id, current_figures)
     if factory is not None:
