@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, bindparam, inspect, text
 from sqlmodel import Session, SQLModel
 
 import src.models  # noqa: F401  (every table on the metadata)
-from src.db import transaction, utcnow
+from src.db import UTCDateTime, transaction, utcnow
 from src.etags import etag_for
 from src.ids import new_id
 from src.models import ComplianceSummary, Factory
@@ -38,6 +40,17 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str, engine: Engine) 
         load_survey_questions(session)
 
 
+@contextmanager
+def migrated_down_to(database_url: str, revision: str) -> Iterator[None]:
+    """The schema at `revision` while the block runs, then at head again, whatever happens."""
+    config = alembic_config(database_url)
+    command.downgrade(config, revision)
+    try:
+        yield
+    finally:
+        command.upgrade(config, "head")
+
+
 def insert_factory_before_0009(engine: Engine, **values: object) -> str:
     """A factory row as the schema before 0009 has it (no `item_json`), with the columns' defaults."""
     row: dict[str, object] = {
@@ -46,34 +59,24 @@ def insert_factory_before_0009(engine: Engine, **values: object) -> str:
         "workers_women": 0, "status": "enrolled", "enrolled_on": None, "created_at": utcnow(),
         "updated_at": utcnow(),
     } | values  # fmt: skip
+    insert = text(
+        f"INSERT INTO factories ({', '.join(row)}) VALUES ({', '.join(':' + name for name in row)})"
+    ).bindparams(
+        bindparam("created_at", type_=UTCDateTime), bindparam("updated_at", type_=UTCDateTime)
+    )
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                f"INSERT INTO factories ({', '.join(row)}) "
-                f"VALUES ({', '.join(':' + name for name in row)})"
-            ),
-            {
-                name: value.replace(tzinfo=None)
-                if isinstance(value, dt.datetime) and engine.dialect.name == "sqlite"
-                else value
-                for name, value in row.items()
-            },
-        )
+        connection.execute(insert, row)
     return str(row["id"])
 
 
 def test_factories_stored_before_0009_get_their_encoded_fields(
     database_url: str, engine: Engine
 ) -> None:
-    config = alembic_config(database_url)
-    command.downgrade(config, "0008")
-    try:
+    with migrated_down_to(database_url, "0008"):
         factory_id = insert_factory_before_0009(
             engine, name="Bến Cát Knits", os_id="VN2024000000001", enrolled_on=dt.date(2019, 3, 4),
             workers_total=1200, workers_women=800, status="active",
         )  # fmt: skip
-    finally:
-        command.upgrade(config, "head")
     with Session(engine) as session:
         stored = session.get(Factory, factory_id)
         assert stored is not None
@@ -85,9 +88,7 @@ def test_factories_stored_before_0009_get_their_encoded_fields(
 def test_summaries_stored_before_0008_get_the_entity_tags_of_their_answers(
     database_url: str, engine: Engine
 ) -> None:
-    config = alembic_config(database_url)
-    command.downgrade(config, "0007")
-    try:
+    with migrated_down_to(database_url, "0007"):
         factory_id = insert_factory_before_0009(engine, name="Tagged Garments")
         full, public = b'{"disclosure":"full"}', b'{"disclosure":"public"}'
         with engine.begin() as connection:
@@ -98,8 +99,6 @@ def test_summaries_stored_before_0008_get_the_entity_tags_of_their_answers(
                 ),
                 {"id": factory_id, "full": full, "public": public, "at": utcnow()},
             )
-    finally:
-        command.upgrade(config, "head")
     with Session(engine) as session:
         stored = session.get(ComplianceSummary, factory_id)
     assert stored is not None
