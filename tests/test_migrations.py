@@ -11,15 +11,16 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, bindparam, inspect, text
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col, select
 
 import src.models  # noqa: F401  (every table on the metadata)
 from src.db import UTCDateTime, transaction, utcnow
 from src.etags import etag_for
 from src.ids import new_id
-from src.models import ComplianceSummary, Factory
+from src.models import ComplianceSummary, Factory, SupplyChainLink
 from src.models.factories import ITEM_FIELDS, encode_item
 from src.services.catalogue import load_catalogue, load_survey_questions
+from tests.builders import make_buyer, make_factory, make_supply_chain
 from tests.conftest import alembic_config
 
 
@@ -103,3 +104,32 @@ def test_summaries_stored_before_0008_get_the_entity_tags_of_their_answers(
         stored = session.get(ComplianceSummary, factory_id)
     assert stored is not None
     assert (stored.full_etag, stored.public_etag) == (etag_for(full), etag_for(public))
+
+
+def test_links_stored_before_0010_get_their_factorys_updated_at(
+    database_url: str, engine: Engine
+) -> None:
+    with migrated_down_to(database_url, "0009"):
+        with transaction(engine) as session:
+            factory = make_factory(session)
+            chain = make_supply_chain(session, make_buyer(session))
+            factory_id, chain_id, updated_at = factory.id, chain.id, factory.updated_at
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO supply_chain_links (id, supply_chain_id, factory_id, starts_on,"
+                    " created_at, updated_at) VALUES (:id, :chain, :factory, :day, :at, :at)"
+                ).bindparams(bindparam("at", type_=UTCDateTime)),
+                {
+                    "id": new_id("lnk"),
+                    "chain": chain_id,
+                    "factory": factory_id,
+                    "day": dt.date(2026, 1, 5),
+                    "at": utcnow(),
+                },  # fmt: skip
+            )
+    with Session(engine) as session:
+        stored = session.exec(
+            select(SupplyChainLink).where(col(SupplyChainLink.factory_id) == factory_id)
+        ).one()
+    assert stored.factory_updated_at == updated_at

@@ -6,10 +6,14 @@ import datetime as dt
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, model_validator
-from sqlalchemy import Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Index, UniqueConstraint, event, inspect, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper
+from sqlmodel import Field, SQLModel, col
 
+from src.db import UTCDateTime
 from src.models.base import IsoDate, created_at_field, fk, id_field, updated_at_field
+from src.models.factories import Factory
 
 
 class SupplyChain(SQLModel, table=True):
@@ -25,7 +29,11 @@ class SupplyChain(SQLModel, table=True):
 
 
 class SupplyChainLink(SQLModel, table=True):
-    """A factory in a supply chain, under the buyer's own vendor id (`supplier_code`)."""
+    """A factory in a supply chain, under the buyer's own vendor id (`supplier_code`).
+
+    `factory_updated_at` is the factory's `updated_at`, copied on every flush that writes either
+    row: the factory list walks a chain's links in its own page order (`ix_supply_chain_links_page`)
+    instead of every factory in the programme."""
 
     __tablename__ = "supply_chain_links"
     __table_args__ = (
@@ -37,6 +45,10 @@ class SupplyChainLink(SQLModel, table=True):
             "ix_supply_chain_links_visibility", "supply_chain_id", "factory_id", "starts_on",
             "ends_on",
         ),
+        Index(
+            "ix_supply_chain_links_page", "supply_chain_id", "factory_updated_at", "factory_id",
+            "starts_on", "ends_on", "supplier_code",
+        ),
     )  # fmt: skip
 
     id: str = id_field("lnk")
@@ -47,6 +59,31 @@ class SupplyChainLink(SQLModel, table=True):
     ends_on: dt.date | None = None
     created_at: dt.datetime = created_at_field()
     updated_at: dt.datetime = updated_at_field()
+    # None only until the flush copies it; an insert that skips the ORM must set it.
+    factory_updated_at: dt.datetime | None = Field(
+        default=None, sa_type=UTCDateTime, nullable=False
+    )
+
+
+@event.listens_for(SupplyChainLink, "before_insert")
+def _copy_factory_updated_at(
+    _mapper: Mapper[SupplyChainLink], connection: Connection, link: SupplyChainLink
+) -> None:
+    link.factory_updated_at = connection.scalar(
+        select(col(Factory.updated_at)).where(col(Factory.id) == link.factory_id)
+    )
+
+
+@event.listens_for(Factory, "after_update")
+def _copy_updated_at_to_links(
+    _mapper: Mapper[Factory], connection: Connection, factory: Factory
+) -> None:
+    if inspect(factory).attrs.updated_at.history.has_changes():
+        connection.execute(
+            update(SupplyChainLink)
+            .where(col(SupplyChainLink.factory_id) == factory.id)
+            .values(factory_updated_at=factory.updated_at)
+        )
 
 
 class SupplyChainCreate(BaseModel):

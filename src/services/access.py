@@ -268,6 +268,12 @@ def consent_granted_bound(shape: Visibility, factory_id: _Target) -> ColumnEleme
     return _consent_granted(shape, BOUND, factory_id)
 
 
+def visible_chain_ids_bound(shape: Visibility) -> Select[str]:
+    """The ids of the supply chains through whose links a caller of this shape (not the
+    programme) sees factories, with `visibility_params` bound at execution."""
+    return _visible_chain_ids(shape, BOUND)
+
+
 def visible_links_bound(shape: Visibility) -> ColumnElement[bool]:
     """Conditions on a `supply_chain_links` row: the links through which a caller of this shape
     sees factories (every link for the programme), with `visibility_params` bound at execution."""

@@ -14,12 +14,22 @@ from typing import Any
 
 import orjson
 from cachetools import TTLCache
-from sqlalchemy import ColumnElement, Engine, Integer, and_, bindparam, exists, func, or_
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    union_all,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from src.db import flush_refused, utcnow
-from src.models import ComplianceSummary, Factory, SupplyChainLink
+from src.models import ComplianceSummary, Factory, SupplyChain, SupplyChainLink
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import (
     FactoryCreate,
@@ -29,12 +39,15 @@ from src.models.factories import (
 )
 from src.prepared_reads import PLAN_WITH_VALUES, Reader
 from src.services.access import (
+    VISIBLE_ON,
     Principal,
     Visibility,
+    active_on,
     factory_visible_bound,
     not_found_factory,
     visibility_of,
     visibility_params,
+    visible_chain_ids_bound,
     visible_links_bound,
 )
 from src.services.errors import Conflict, FieldError, InvalidInput
@@ -141,14 +154,7 @@ def _statement(
         return statement.where(col(Factory.id) == bindparam("factory_id"))
     updated_at, factory_id = _PAGE_ORDER
     if after:
-        statement = statement.where(
-            or_(
-                updated_at > bindparam("after_updated_at"),
-                and_(
-                    updated_at == bindparam("after_updated_at"), factory_id > bindparam("after_id")
-                ),
-            )
-        )
+        statement = statement.where(_after(updated_at, factory_id))
     # Planned for any caller, PostgreSQL reads every factory the caller sees and sorts them:
     # 11-17 ms a page for the benchmark's buyer, where planned with its values it walks (1.5-1.9 ms).
     return (
@@ -159,6 +165,58 @@ def _statement(
     )
 
 
+def _after(updated_at: Any, factory_id: Any) -> ColumnElement[bool]:
+    """Past the cursor's row in page order."""
+    return or_(
+        updated_at > bindparam("after_updated_at"),
+        and_(updated_at == bindparam("after_updated_at"), factory_id > bindparam("after_id")),
+    )
+
+
+@cache
+def _chains_walk_statement(
+    shape: Visibility, filters: frozenset[str], *, after: bool, chains: int
+) -> Any:
+    """The page read from the caller's visible chains (`chain_0`, `chain_1`...), each walked in
+    page order through `ix_supply_chain_links_page`: a chain's links carry their factory's
+    `updated_at`, so a walk visits the caller's factories only, where walking the programme's
+    factories checked ~4 for each one listed. With several chains each gives its first `limit`
+    rows and the database merges them; a factory in two chains comes once from each, with that
+    chain's supplier code, one after the other (`_merged`)."""
+    link = SupplyChainLink
+    # Selected only to merge by: converting it for every row costs a tenth of a page on SQLite.
+    merged_by = (col(link.factory_updated_at),) if chains > 1 else ()
+    arms = []
+    for number in range(chains):
+        arm = (
+            sa_select(*_COLUMNS, col(link.supply_chain_id), col(link.supplier_code), *merged_by)
+            .join(Factory, col(Factory.id) == col(link.factory_id))
+            .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
+            .where(
+                col(link.supply_chain_id) == bindparam(f"chain_{number}"),
+                active_on(link.starts_on, link.ends_on, VISIBLE_ON),  # type: ignore[arg-type]
+                col(link.factory_updated_at) <= bindparam("snapshot"),
+                *(_FILTERS[name][0](shape) for name in sorted(filters)),
+            )
+            .order_by(col(link.factory_updated_at), col(link.factory_id))
+            .limit(bindparam("limit", type_=Integer))
+        )
+        if after:
+            arm = arm.where(_after(col(link.factory_updated_at), col(link.factory_id)))
+        arms.append(arm)
+    if chains == 1:
+        return arms[0]
+    merged = union_all(*(arm.subquery().select() for arm in arms)).subquery()
+    return sa_select(*list(merged.c)[:-1]).order_by(
+        merged.c.factory_updated_at, merged.c.id, merged.c.supply_chain_id
+    )
+
+
+@cache
+def _visible_chains_statement(shape: Visibility) -> Any:
+    return visible_chain_ids_bound(shape).order_by(col(SupplyChain.id))
+
+
 def _filter_params(filters: FactoryFilters) -> dict[str, Any]:
     return {
         name: convert(value)
@@ -167,48 +225,41 @@ def _filter_params(filters: FactoryFilters) -> dict[str, Any]:
     }
 
 
-# How many factories a caller sees changes slowly; the figure only chooses between two plans.
+# How many links a caller sees changes slowly; the figure only chooses between two plans.
 # Pages are read in the event loop and, for CSV exports, in threads: the cache takes a lock.
-_VISIBLE_COUNTS: TTLCache[tuple[Any, ...], tuple[int, int]] = TTLCache(maxsize=4096, ttl=60)
-_VISIBLE_COUNTS_LOCK = Lock()
+_VISIBLE_LINKS: TTLCache[tuple[Any, ...], int] = TTLCache(maxsize=4096, ttl=60)
+_VISIBLE_LINKS_LOCK = Lock()
 
 
 @cache
-def _counts_statement(shape: Visibility, link_filters: frozenset[str]) -> Any:
-    """The caller's links (those the link filters keep) and the programme's factories."""
+def _links_count_statement(shape: Visibility, link_filters: frozenset[str]) -> Any:
+    """How many links the caller sees, of those the link filters keep."""
     links = sa_select(func.count()).select_from(SupplyChainLink).where(visible_links_bound(shape))
     for name in sorted(link_filters):
         links = links.where(_LINK_FILTERS[name])
-    return sa_select(
-        links.scalar_subquery(), sa_select(func.count()).select_from(Factory).scalar_subquery()
-    )
+    return links
 
 
 def _sees_few(
     reader: Reader, principal: Principal, shape: Visibility, filters: dict[str, Any], limit: int
 ) -> bool:
-    """Whether reading all the caller's factories and sorting them costs less than walking the
-    programme's factories in page order until `limit` visible ones turn up: a factory costs
-    about the same either way (~1 µs on SQLite), so the walk wins while the caller sees more
-    than sqrt((limit + 1) × factories), counted once a minute. SQLite's planner cannot tell: it walks for every caller, which
-    for a buyer seeing 20 of 10,000 factories took 4.5 ms a page instead of 0.07 ms, and 10.5 ms
-    to find one factory by supplier code."""
-    if shape.admin:
-        return False
+    """Whether the caller sees so few links (of those the link filters keep) that reading them
+    all costs no more than walking a chain for a page: at most `limit + 1`, counted once a minute.
+    A lookup by supplier code reads its one link, where a walk checks each of the caller's
+    factories for the code."""
     link_filters = {name: filters[name] for name in sorted(_LINK_FILTERS.keys() & filters)}
     key = (shape, principal.org_id, principal.supply_chain_ids, *link_filters.items())
-    with _VISIBLE_COUNTS_LOCK:
-        counts = _VISIBLE_COUNTS.get(key)
-    if counts is None:
-        visible, factories = reader.first(
-            _counts_statement(shape, frozenset(link_filters)),
+    with _VISIBLE_LINKS_LOCK:
+        visible = _VISIBLE_LINKS.get(key)
+    if visible is None:
+        row = reader.first(
+            _links_count_statement(shape, frozenset(link_filters)),
             visibility_params(principal) | link_filters,
-        ) or (0, 0)
-        counts = (int(visible), int(factories))
-        with _VISIBLE_COUNTS_LOCK:
-            _VISIBLE_COUNTS[key] = counts
-    visible, factories = counts
-    return visible * visible < (limit + 1) * factories
+        )
+        visible = int(row[0]) if row else 0
+        with _VISIBLE_LINKS_LOCK:
+            _VISIBLE_LINKS[key] = visible
+    return visible <= limit + 1
 
 
 @cache
@@ -227,17 +278,36 @@ def _codes_statement(shape: Visibility) -> Any:
     )
 
 
-def _items(reader: Reader, principal: Principal, rows: Sequence[Any]) -> list[EncodedFactory]:
-    """The rows as answers, with the caller's own vendor ids fetched in one query."""
+SupplierCodes = dict[str, list[dict[str, str | None]]]
+"""The caller's supplier codes of each factory, by factory id, in supply chain order."""
+
+
+def _codes(reader: Reader, principal: Principal, rows: Sequence[Any]) -> SupplierCodes:
+    """The caller's own vendor ids for these rows' factories, fetched in one query."""
+    codes: SupplierCodes = defaultdict(list)
     if not rows:
-        return []
-    codes: dict[str, list[dict[str, str | None]]] = defaultdict(list)
+        return codes
     found = reader.all(
         _codes_statement(visibility_of(principal)),
         visibility_params(principal) | {"factory_ids": [row[0] for row in rows]},
     )
     for factory_id, chain_id, code in found:
         codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
+    return codes
+
+
+def _merged(rows: Sequence[Any]) -> tuple[list[Any], SupplierCodes]:
+    """The chains' walk as one row per factory, and each factory's supplier codes from its rows."""
+    unique: list[Any] = []
+    codes: SupplierCodes = defaultdict(list)
+    for factory_id, risk_band, item_json, chain_id, code in rows:
+        if not unique or unique[-1][0] != factory_id:
+            unique.append((factory_id, risk_band, item_json))
+        codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
+    return unique, codes
+
+
+def _items(rows: Sequence[Any], codes: SupplierCodes) -> list[EncodedFactory]:
     return [
         _with_fields(item_json, {"risk_band": risk_band, "supplier_codes": codes[factory_id]})
         for factory_id, risk_band, item_json in rows
@@ -258,7 +328,11 @@ def factory_page(
     limit: int,
 ) -> Page[EncodedFactory]:
     """One page ordered by (`updated_at`, `id`); like `paginate` with a snapshot column: the first
-    page fixes the moment the walk started and later pages skip rows changed after it."""
+    page fixes the moment the walk started and later pages skip rows changed after it.
+
+    Three plans, the same pages: the programme walks every factory in page order; a caller
+    seeing few factories has them read through its links and sorted (`_sees_few`); any other
+    walks its chains' links in page order (`_chains_walk_statement`)."""
     filter_params = _filter_params(filters)
     params = visibility_params(principal) | filter_params | {"limit": limit + 1}
     snapshot = None
@@ -268,21 +342,33 @@ def factory_page(
         snapshot = decoded.snapshot
     params["snapshot"] = snapshot = snapshot or utcnow()
     shape = visibility_of(principal)
-    statement = _statement(
-        shape,
-        frozenset(filter_params),
-        page=True,
-        after=bool(cursor),
-        few=_sees_few(reader, principal, shape, filter_params, limit),
-    )
-    rows = reader.all(statement, params)
+    names, after = frozenset(filter_params), bool(cursor)
+    few = not shape.admin and _sees_few(reader, principal, shape, filter_params, limit)
+    if shape.admin or few:
+        rows = reader.all(_statement(shape, names, page=True, after=after, few=few), params)
+        codes = _codes(reader, principal, rows[:limit])
+    else:
+        # A `supply_chain` filter walks that chain alone; its rows then hold only its codes.
+        only = filter_params.get("supply_chain")
+        chains = [
+            chain_id
+            for (chain_id,) in reader.all(_visible_chains_statement(shape), params)
+            if only in (None, chain_id)
+        ]
+        params |= {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
+        walked = _chains_walk_statement(
+            shape, names - {"supply_chain"}, after=after, chains=len(chains)
+        )
+        rows, codes = _merged(reader.all(walked, params) if chains else [])
+        if only:
+            codes = _codes(reader, principal, rows[:limit])
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last_id, _, last_item = rows[-1]
         updated_at = dt.datetime.fromisoformat(orjson.loads(last_item)["updated_at"])
         next_cursor = encode_cursor(LIST_KIND, (updated_at, last_id), snapshot)
-    return Page(items=_items(reader, principal, rows), next_cursor=next_cursor)
+    return Page(items=_items(rows, codes), next_cursor=next_cursor)
 
 
 def list_factories(
@@ -312,7 +398,7 @@ def get_factory(session: Session, *, principal: Principal, factory_id: str) -> F
     row = reader.first(statement, visibility_params(principal) | {"factory_id": factory_id})
     if row is None:
         raise not_found_factory()
-    return FactoryRead.model_validate_json(_items(reader, principal, [row])[0])
+    return FactoryRead.model_validate_json(_items([row], _codes(reader, principal, [row]))[0])
 
 
 def export_factories_csv(

@@ -95,8 +95,9 @@ def seed_synthetic(
     for start in range(0, factories, BATCH):
         size = min(BATCH, factories - start)
         with transaction(engine) as session:
-            factory_ids = _factories(session, new_id, rng, start, size)
-            _links(session, new_id, rng, start, factory_ids, chains)
+            written_at = utcnow()
+            factory_ids = _factories(session, new_id, rng, start, size, written_at)
+            _links(session, new_id, rng, start, factory_ids, chains, written_at)
             dataset.assessments += cycles * size
             dataset.findings += _assessments(
                 session, new_id, rng, factory_ids, cycles, version.version, questions
@@ -164,10 +165,9 @@ def _organisations(
 
 
 def _factories(
-    session: Session, new_id: _Ids, rng: random.Random, start: int, size: int
+    session: Session, new_id: _Ids, rng: random.Random, start: int, size: int, now: dt.datetime
 ) -> list[str]:
     rows: list[dict[str, Any]] = []
-    now = utcnow()
     for n in range(start, start + size):
         country = COUNTRIES[n % len(COUNTRIES)]
         total = rng.randint(300, 12000)
@@ -201,6 +201,7 @@ def _links(
     start: int,
     factory_ids: list[str],
     chains: list[tuple[str, str]],
+    factories_updated_at: dt.datetime,
 ) -> None:
     links, consents = [], []
     for n, factory_id in enumerate(factory_ids, start):
@@ -216,6 +217,8 @@ def _links(
                     # The factory's number makes it unique in every chain, as the schema requires.
                     "supplier_code": f"V{rng.randint(100, 999)}{n:07d}",
                     "starts_on": dt.date(2024, 1, 1),
+                    # A bulk insert skips the ORM's flush, which copies it from the factory.
+                    "factory_updated_at": factories_updated_at,
                 }
             )
             if rng.random() < 0.5:

@@ -1,20 +1,22 @@
-"""The factory list's two plans: walking the programme's factories in page order, checking each,
-and reading the caller's own factories through its links. Each caller gets the one that reads
-less, and both answer the same pages."""
+"""The factory list's three plans: the programme walks every factory in page order, a caller
+seeing few links has its factories read through them and sorted, and any other walks its supply
+chains' links in page order. Each answers the same pages."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from src.models import Factory, Organization, SupplyChainLink
+from src.models.factories import FactoryUpdate
 from src.models.organizations import OrgKind
 from src.prepared_reads import Reader
 from src.services.access import Principal
-from src.services.factories import FactoryFilters, factory_page
+from src.services.factories import FactoryFilters, factory_page, update_factory
 from src.services.tokens import ALL_SUPPLY_CHAINS
 from tests.builders import (
     link,
@@ -26,7 +28,11 @@ from tests.builders import (
 from tests.statements import count_statements
 
 TODAY = dt.date.today()
-READ_THROUGH_LINKS = "factories.id IN (SELECT supply_chain_links.factory_id"
+# What tells the plans apart in the SQL they run.
+PLANS = {
+    "links": "factories.id IN (SELECT supply_chain_links.factory_id",
+    "chains": "FROM supply_chain_links JOIN factories",
+}
 
 
 def caller(org: Organization, chains: tuple[str, ...] = (ALL_SUPPLY_CHAINS,)) -> Principal:
@@ -39,25 +45,39 @@ def caller(org: Organization, chains: tuple[str, ...] = (ALL_SUPPLY_CHAINS,)) ->
     )
 
 
+def listed(
+    session: Session,
+    engine: Engine,
+    who: Principal,
+    limit: int,
+    filters: FactoryFilters = FactoryFilters(),  # noqa: B008 (frozen)
+) -> tuple[list[dict[str, Any]], str]:
+    """Every factory the caller's pages list, in order, and the plan that served them."""
+    reader = Reader.of_session(session)
+    items: list[dict[str, Any]] = []
+    cursor = None
+    with count_statements(engine) as statements:
+        while True:
+            page = factory_page(reader, principal=who, filters=filters, cursor=cursor, limit=limit)
+            items += [orjson.loads(item) for item in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    plans = {plan for plan, marker in PLANS.items() for sql in statements if marker in sql}
+    assert len(plans) <= 1, plans
+    return items, plans.pop() if plans else "factories"
+
+
 def walk(
     session: Session,
     engine: Engine,
     who: Principal,
     limit: int,
     filters: FactoryFilters = FactoryFilters(),  # noqa: B008 (frozen)
-) -> tuple[list[str], bool]:
-    """Every factory id the caller's pages list, in order, and whether the links plan served."""
-    reader = Reader.of_session(session)
-    ids: list[str] = []
-    cursor = None
-    with count_statements(engine) as statements:
-        while True:
-            page = factory_page(reader, principal=who, filters=filters, cursor=cursor, limit=limit)
-            ids += [orjson.loads(item)["id"] for item in page.items]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-    return ids, any(READ_THROUGH_LINKS in sql for sql in statements)
+) -> tuple[list[str], str]:
+    """Every factory id the caller's pages list, in order, and the plan that served them."""
+    items, plan = listed(session, engine, who, limit, filters)
+    return [item["id"] for item in items], plan
 
 
 def page_order(factory: Factory) -> tuple[dt.datetime, str]:
@@ -75,23 +95,46 @@ def buyer_seeing(
 
 
 class TestPlans:
-    def test_a_caller_seeing_few_factories_is_served_through_its_links(
+    def test_a_caller_seeing_few_links_is_served_through_them(
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, _ = buyer_seeing(session, 3, of=60)
-        ids, through_links = walk(session, engine, caller(buyer), limit=1)  # three pages
-        assert through_links
-        assert ids == [factory.id for factory in sorted(factories[:3], key=page_order)]
+        assert (
+            walk(session, engine, caller(buyer), limit=2)
+            == (  # two pages
+                [factory.id for factory in sorted(factories[:3], key=page_order)],
+                "links",
+            )
+        )
 
-    def test_a_caller_seeing_most_factories_walks_them_in_page_order(
+    def test_a_caller_seeing_more_walks_its_chain_in_page_order(
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, _ = buyer_seeing(session, 25, of=30)
-        ids, through_links = walk(session, engine, caller(buyer), limit=2)
-        assert not through_links
-        assert sorted(ids) == sorted(factory.id for factory in factories[:25])
+        assert walk(session, engine, caller(buyer), limit=2) == (
+            [factory.id for factory in sorted(factories[:25], key=page_order)],
+            "chains",
+        )
 
-    def test_both_plans_list_the_same_factories_in_the_same_order(
+    def test_the_programme_walks_every_factory_in_page_order(
+        self, session: Session, engine: Engine
+    ) -> None:
+        _, factories, _ = buyer_seeing(session, 3, of=6)
+        programme = Principal(
+            client_id="cli_test",
+            org_id="org_programme",
+            org_kind=OrgKind.programme,
+            scopes=frozenset({"admin"}),
+            supply_chain_ids=(),
+        )
+        ids, plan = walk(session, engine, programme, limit=2)
+        assert plan == "factories"
+        new = {factory.id for factory in factories}
+        assert [id_ for id_ in ids if id_ in new] == [
+            factory.id for factory in sorted(factories, key=page_order)
+        ]
+
+    def test_every_plan_lists_the_same_factories_with_the_same_codes(
         self, session: Session, engine: Engine
     ) -> None:
         buyer = make_buyer(session)
@@ -99,7 +142,7 @@ class TestPlans:
         factories = [make_factory(session) for _ in range(40)]
         for factory in factories[:20]:
             link(session, own, factory)
-        for factory in factories[15:24]:  # five in both chains, listed once
+        for factory in factories[15:24]:  # five in both chains, listed once with both codes
             link(session, other, factory)
         link(session, own, factories[30], ends_on=TODAY - dt.timedelta(days=1))
         link(session, own, factories[31], starts_on=TODAY + dt.timedelta(days=1))
@@ -112,22 +155,60 @@ class TestPlans:
             (caller(partner), factories[:24]),
             (caller(lapsed), []),
         ]:
-            walked, through_links_when_walking = walk(session, engine, who, limit=1)
-            read, through_links = walk(session, engine, who, limit=500)
-            assert through_links
-            assert through_links_when_walking == (not expected)  # nothing to walk for
+            walked, plan_when_walking = listed(session, engine, who, limit=1)
+            read, plan = listed(session, engine, who, limit=500)
+            assert plan == "links"
+            assert plan_when_walking == ("chains" if expected else "links")
             assert walked == read
-            assert sorted(read) == sorted(factory.id for factory in expected)
+            assert [item["id"] for item in read] == [
+                factory.id for factory in sorted(expected, key=page_order)
+            ]
+        walked = listed(session, engine, caller(buyer), limit=1)[0]
+        both = next(item for item in walked if item["id"] == factories[15].id)
+        assert [code["supply_chain_id"] for code in both["supplier_codes"]] == sorted(
+            [own.id, other.id]
+        )
+
+    def test_a_supply_chain_filter_walks_that_chain_and_keeps_every_code(
+        self, session: Session, engine: Engine
+    ) -> None:
+        buyer = make_buyer(session)
+        own, other = make_supply_chain(session, buyer), make_supply_chain(session, buyer)
+        factories = [make_factory(session) for _ in range(12)]
+        for factory in factories[:8]:
+            link(session, own, factory)
+        for factory in factories[6:]:
+            link(session, other, factory)
+        filters = FactoryFilters(supply_chain=own.id)
+        walked, plan = listed(session, engine, caller(buyer), limit=2, filters=filters)
+        assert plan == "chains"
+        assert walked == listed(session, engine, caller(buyer), limit=500, filters=filters)[0]
+        assert [item["id"] for item in walked] == [
+            factory.id for factory in sorted(factories[:8], key=page_order)
+        ]
+        assert [len(item["supplier_codes"]) for item in walked].count(2) == 2
+
+    def test_a_factory_written_after_its_link_moves_in_its_chain_walk(
+        self, session: Session, engine: Engine
+    ) -> None:
+        buyer, factories, _ = buyer_seeing(session, 25, of=30)
+        edited = factories[3]
+        update_factory(session, factory_id=edited.id, data=FactoryUpdate(name="Renamed Knits"))
+        later = make_factory(session)
+        link(session, make_supply_chain(session, buyer), later)
+        ids, plan = walk(session, engine, caller(buyer), limit=2)
+        assert plan == "chains"
+        assert ids[-2:] == [edited.id, later.id]
 
     def test_a_lookup_by_supplier_code_is_read_through_the_links_that_have_it(
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, links = buyer_seeing(session, 25, of=30)
-        assert not walk(session, engine, caller(buyer), limit=2)[1]
+        assert walk(session, engine, caller(buyer), limit=2)[1] == "chains"
         filters = FactoryFilters(supplier_code=links[7].supplier_code)
         assert walk(session, engine, caller(buyer), limit=2, filters=filters) == (
             [factories[7].id],
-            True,
+            "links",
         )
 
     def test_each_link_filter_may_be_met_through_a_different_link(
@@ -142,5 +223,5 @@ class TestPlans:
         filters = FactoryFilters(supply_chain=first.id, supplier_code="B-1")
         assert walk(session, engine, caller(buyer), limit=50, filters=filters) == (
             [factory.id],
-            True,
+            "links",
         )
