@@ -62,6 +62,7 @@ class _Prepared:
         self._fixed: dict[str, Any] = {
             name: bind.effective_value for name, bind in binds.items() if not bind.required
         }
+        self._required = tuple(name for name, bind in binds.items() if bind.required)
         self._expanding = tuple(name for name, bind in binds.items() if bind.expanding)
         self._bind_conversions = {
             name: convert
@@ -84,8 +85,9 @@ class _Prepared:
         )
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[str, Any]:
-        """The SQL and the driver's parameters for these values."""
-        values: dict[str, Any] = self._fixed | dict(params)
+        """The SQL and the driver's parameters for these values (of which it takes only its own:
+        callers pass one set of values to several statements)."""
+        values: dict[str, Any] = self._fixed | {name: params[name] for name in self._required}
         flat: dict[str, Any] = {}
         for name, value in values.items():
             convert = self._bind_conversions.get(name)

@@ -145,10 +145,11 @@ get_principal = _Principal()
 
 def principal_checked_by_route(request: Request, scopes: Sequence[str]) -> Principal:
     """As `get_principal`, called by a route itself rather than solved as a dependency, for the
-    compliance summary alone: FastAPI's dependency solving was a sixth of that route's time. Its
-    one statement checks the client's revocation itself, so a token resolved before skips the
-    client query; the signature and expiry are still checked on every request. The route
-    declares `documented_security(scopes)` for OpenAPI, as `Security` would."""
+    compliance summary and the factory page alone: FastAPI's dependency solving was a sixth of
+    the summary's time. Their statements check the client's revocation themselves, so a token
+    resolved before skips the client query; the signature and expiry are still checked on every
+    request. The route declares `documented_security(scopes)` for OpenAPI, as `Security`
+    would."""
     token = _bearer_token(request)
     verifier: TokenVerifier = request.app.state.token_verifier
     claims = verifier.verify(token)

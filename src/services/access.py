@@ -79,13 +79,29 @@ _CLIENT_ROW = (
 )
 
 
+CLIENT_STANDS = exists().where(
+    col(Client.id) == bindparam("client_id", type_=String), col(Client.revoked_at).is_(None)
+)
+"""True while the client in the `client_id` parameter is not revoked: a statement that checks
+its caller's client itself returns no row once it is (see `check_client`)."""
+
+
+def _standing_client(reader: Reader, client_id: str) -> tuple[str, str]:
+    row = reader.first(_CLIENT_ROW, {"client_id": client_id})
+    if row is None or row[0] is not None:
+        raise client_revoked()
+    return row[1], row[2]
+
+
+def check_client(reader: Reader, principal: Principal) -> None:
+    """Raises `Unauthenticated` once the caller's client is revoked."""
+    _standing_client(reader, principal.client_id)
+
+
 def resolve_principal(reader: Reader, claims: AccessClaims) -> Principal:
     """Checked on every request, so a revoked client is refused at once. The organisation is the
     client's own: a token whose `org` claim names another is refused, never trusted."""
-    row = reader.first(_CLIENT_ROW, {"client_id": claims.client_id})
-    if row is None or row[0] is not None:
-        raise client_revoked()
-    _, org_id, kind = row
+    org_id, kind = _standing_client(reader, claims.client_id)
     if org_id != claims.org_id:
         raise Unauthenticated("The access token names another organization than its client's.")
     return Principal(

@@ -29,7 +29,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from src.db import flush_refused, utcnow
-from src.models import ComplianceSummary, Factory, SupplyChain, SupplyChainLink
+from src.models import ComplianceSummary, Factory, SupplyChainLink
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import (
     FactoryCreate,
@@ -39,10 +39,12 @@ from src.models.factories import (
 )
 from src.prepared_reads import PLAN_WITH_VALUES, Reader
 from src.services.access import (
+    CLIENT_STANDS,
     VISIBLE_ON,
     Principal,
     Visibility,
     active_on,
+    check_client,
     factory_visible_bound,
     not_found_factory,
     visibility_of,
@@ -153,6 +155,7 @@ def _statement(
     if not page:
         return statement.where(col(Factory.id) == bindparam("factory_id"))
     updated_at, factory_id = _PAGE_ORDER
+    statement = statement.where(CLIENT_STANDS)
     if after:
         statement = statement.where(_after(updated_at, factory_id))
     # Planned for any caller, PostgreSQL reads every factory the caller sees and sorts them:
@@ -177,12 +180,12 @@ def _after(updated_at: Any, factory_id: Any) -> ColumnElement[bool]:
 def _chains_walk_statement(
     shape: Visibility, filters: frozenset[str], *, after: bool, chains: int
 ) -> Any:
-    """The page read from the caller's visible chains (`chain_0`, `chain_1`...), each walked in
-    page order through `ix_supply_chain_links_page`: a chain's links carry their factory's
-    `updated_at`, so a walk visits the caller's factories only, where walking the programme's
-    factories checked ~4 for each one listed. With several chains each gives its first `limit`
-    rows and the database merges them; a factory in two chains comes once from each, with that
-    chain's supplier code, one after the other (`_merged`)."""
+    """The page read from the chains `chain_0`, `chain_1`... (those of them the caller sees), each
+    walked in page order through `ix_supply_chain_links_page`: a chain's links carry their
+    factory's `updated_at`, so a walk visits the caller's factories only, where walking the
+    programme's factories checked ~4 for each one listed. With several chains each gives its
+    first `limit` rows and the database merges them; a factory in two chains comes once from
+    each, with that chain's supplier code, one after the other (`_merged`)."""
     link = SupplyChainLink
     # Selected only to merge by: converting it for every row costs a tenth of a page on SQLite.
     merged_by = (col(link.factory_updated_at),) if chains > 1 else ()
@@ -194,7 +197,9 @@ def _chains_walk_statement(
             .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
             .where(
                 col(link.supply_chain_id) == bindparam(f"chain_{number}"),
+                col(link.supply_chain_id).in_(visible_chain_ids_bound(shape)),
                 active_on(link.starts_on, link.ends_on, VISIBLE_ON),  # type: ignore[arg-type]
+                CLIENT_STANDS,
                 col(link.factory_updated_at) <= bindparam("snapshot"),
                 *(_FILTERS[name][0](shape) for name in sorted(filters)),
             )
@@ -214,7 +219,7 @@ def _chains_walk_statement(
 
 @cache
 def _visible_chains_statement(shape: Visibility) -> Any:
-    return visible_chain_ids_bound(shape).order_by(col(SupplyChain.id))
+    return visible_chain_ids_bound(shape)
 
 
 def _filter_params(filters: FactoryFilters) -> dict[str, Any]:
@@ -332,9 +337,14 @@ def factory_page(
 
     Three plans, the same pages: the programme walks every factory in page order; a caller
     seeing few factories has them read through its links and sorted (`_sees_few`); any other
-    walks its chains' links in page order (`_chains_walk_statement`)."""
+    walks its chains' links in page order (`_chains_walk_statement`): those its token names,
+    or for a token naming none, those a first statement finds.
+
+    Each plan's statement also checks the caller's client (`CLIENT_STANDS`), so the route need
+    not: only an empty page asks whether the client was revoked."""
     filter_params = _filter_params(filters)
     params = visibility_params(principal) | filter_params | {"limit": limit + 1}
+    params["client_id"] = principal.client_id
     snapshot = None
     if cursor:
         decoded = decode_cursor(LIST_KIND, cursor, (dt.datetime, str))
@@ -348,13 +358,12 @@ def factory_page(
         rows = reader.all(_statement(shape, names, page=True, after=after, few=few), params)
         codes = _codes(reader, principal, rows[:limit])
     else:
+        named = principal.supply_chain_ids
+        if principal.all_supply_chains:
+            named = tuple(row[0] for row in reader.all(_visible_chains_statement(shape), params))
         # A `supply_chain` filter walks that chain alone; its rows then hold only its codes.
         only = filter_params.get("supply_chain")
-        chains = [
-            chain_id
-            for (chain_id,) in reader.all(_visible_chains_statement(shape), params)
-            if only in (None, chain_id)
-        ]
+        chains = sorted({chain_id for chain_id in named if only in (None, chain_id)})
         params |= {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
         walked = _chains_walk_statement(
             shape, names - {"supply_chain"}, after=after, chains=len(chains)
@@ -362,6 +371,8 @@ def factory_page(
         rows, codes = _merged(reader.all(walked, params) if chains else [])
         if only:
             codes = _codes(reader, principal, rows[:limit])
+    if not rows:
+        check_client(reader, principal)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

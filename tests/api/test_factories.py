@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from src.models import Event, Factory
+from src.db import utcnow
+from src.models import Client, Event, Factory
 from src.services.clients import NewClient
 from tests.builders import (
     bearer,
@@ -106,6 +107,60 @@ class TestVisibility:
         response = client.get("/v1/factories")
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+class TestRevokedClient:
+    """The page's statements check the caller's client themselves: a token resolved before is
+    refused at once, whichever plan serves its caller."""
+
+    @pytest.mark.parametrize(
+        ("who", "query"),
+        [
+            ("named", "limit=1"),  # its token's chain walked in page order
+            ("named", "limit=50"),  # its few links read
+            ("all_chains", "limit=1"),  # its chains found, then walked
+            ("all_chains", "supply_chain=sc_none"),  # an empty page
+            ("admin", "limit=1"),  # every factory walked
+        ],
+    )
+    def test_a_revoked_client_is_refused_at_once(
+        self, client: TestClient, session: Session, who: str, query: str
+    ) -> None:
+        buyer = make_buyer(session)
+        chain = make_supply_chain(session, buyer)
+        for _ in range(3):
+            link(session, chain, make_factory(session))
+        credentials = {
+            "named": make_client(session, buyer, supply_chains=[chain]),
+            "all_chains": make_client(session, buyer),
+            "admin": make_programme_client(session),
+        }[who]
+        session.commit()
+        headers = bearer(client, credentials)
+        assert client.get(f"/v1/factories?{query}", headers=headers).status_code == 200
+        revoked = session.get(Client, credentials.client.id)
+        assert revoked is not None
+        revoked.revoked_at = utcnow()
+        session.commit()
+        refused = client.get(f"/v1/factories?{query}", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "The client behind this token has been revoked."
+
+    def test_a_page_through_the_tokens_chain_takes_one_statement(
+        self, client: TestClient, session: Session, engine: Engine
+    ) -> None:
+        buyer = make_buyer(session)
+        chain = make_supply_chain(session, buyer)
+        for _ in range(3):
+            link(session, chain, make_factory(session))
+        credentials = make_client(session, buyer, supply_chains=[chain])
+        session.commit()
+        headers = bearer(client, credentials)
+        assert len(client.get("/v1/factories?limit=1", headers=headers).json()["data"]) == 1
+        with count_statements(engine) as statements:
+            page = client.get("/v1/factories?limit=1", headers=headers).json()
+        assert len(page["data"]) == 1
+        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
 class TestFilters:

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from src.models import Factory, Organization, SupplyChainLink
+from src.models import Factory, Organization, SupplyChain, SupplyChainLink
 from src.models.factories import FactoryUpdate
 from src.models.organizations import OrgKind
 from src.prepared_reads import Reader
@@ -21,7 +21,9 @@ from src.services.tokens import ALL_SUPPLY_CHAINS
 from tests.builders import (
     link,
     make_buyer,
+    make_client,
     make_factory,
+    make_org,
     make_partner,
     make_supply_chain,
 )
@@ -35,13 +37,17 @@ PLANS = {
 }
 
 
-def caller(org: Organization, chains: tuple[str, ...] = (ALL_SUPPLY_CHAINS,)) -> Principal:
+def caller(session: Session, org: Organization, chains: tuple[str, ...] = ()) -> Principal:
+    """A principal of a new client of `org` reading the named chains (all of them by default)."""
+    credentials = make_client(
+        session, org, supply_chains=[session.get_one(SupplyChain, chain) for chain in chains]
+    )
     return Principal(
-        client_id="cli_test",
+        client_id=credentials.client.id,
         org_id=org.id,
         org_kind=OrgKind(org.kind),
-        scopes=frozenset({"factories:read"}),
-        supply_chain_ids=chains,
+        scopes=frozenset({"admin" if org.kind == OrgKind.programme else "factories:read"}),
+        supply_chain_ids=chains or (ALL_SUPPLY_CHAINS,),
     )
 
 
@@ -100,7 +106,7 @@ class TestPlans:
     ) -> None:
         buyer, factories, _ = buyer_seeing(session, 3, of=60)
         assert (
-            walk(session, engine, caller(buyer), limit=2)
+            walk(session, engine, caller(session, buyer), limit=2)
             == (  # two pages
                 [factory.id for factory in sorted(factories[:3], key=page_order)],
                 "links",
@@ -111,7 +117,7 @@ class TestPlans:
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, _ = buyer_seeing(session, 25, of=30)
-        assert walk(session, engine, caller(buyer), limit=2) == (
+        assert walk(session, engine, caller(session, buyer), limit=2) == (
             [factory.id for factory in sorted(factories[:25], key=page_order)],
             "chains",
         )
@@ -120,13 +126,7 @@ class TestPlans:
         self, session: Session, engine: Engine
     ) -> None:
         _, factories, _ = buyer_seeing(session, 3, of=6)
-        programme = Principal(
-            client_id="cli_test",
-            org_id="org_programme",
-            org_kind=OrgKind.programme,
-            scopes=frozenset({"admin"}),
-            supply_chain_ids=(),
-        )
+        programme = caller(session, make_org(session, OrgKind.programme))
         ids, plan = walk(session, engine, programme, limit=2)
         assert plan == "factories"
         new = {factory.id for factory in factories}
@@ -150,10 +150,10 @@ class TestPlans:
         link(session, make_supply_chain(session, lapsed), factories[32])
         partner = make_partner(session, buyer)
         for who, expected in [
-            (caller(buyer), factories[:24]),
-            (caller(buyer, (own.id,)), factories[:20]),
-            (caller(partner), factories[:24]),
-            (caller(lapsed), []),
+            (caller(session, buyer), factories[:24]),
+            (caller(session, buyer, (own.id,)), factories[:20]),
+            (caller(session, partner), factories[:24]),
+            (caller(session, lapsed), []),
         ]:
             walked, plan_when_walking = listed(session, engine, who, limit=1)
             read, plan = listed(session, engine, who, limit=500)
@@ -163,7 +163,7 @@ class TestPlans:
             assert [item["id"] for item in read] == [
                 factory.id for factory in sorted(expected, key=page_order)
             ]
-        walked = listed(session, engine, caller(buyer), limit=1)[0]
+        walked = listed(session, engine, caller(session, buyer), limit=1)[0]
         both = next(item for item in walked if item["id"] == factories[15].id)
         assert [code["supply_chain_id"] for code in both["supplier_codes"]] == sorted(
             [own.id, other.id]
@@ -180,9 +180,11 @@ class TestPlans:
         for factory in factories[6:]:
             link(session, other, factory)
         filters = FactoryFilters(supply_chain=own.id)
-        walked, plan = listed(session, engine, caller(buyer), limit=2, filters=filters)
+        walked, plan = listed(session, engine, caller(session, buyer), limit=2, filters=filters)
         assert plan == "chains"
-        assert walked == listed(session, engine, caller(buyer), limit=500, filters=filters)[0]
+        assert (
+            walked == listed(session, engine, caller(session, buyer), limit=500, filters=filters)[0]
+        )
         assert [item["id"] for item in walked] == [
             factory.id for factory in sorted(factories[:8], key=page_order)
         ]
@@ -196,7 +198,7 @@ class TestPlans:
         update_factory(session, factory_id=edited.id, data=FactoryUpdate(name="Renamed Knits"))
         later = make_factory(session)
         link(session, make_supply_chain(session, buyer), later)
-        ids, plan = walk(session, engine, caller(buyer), limit=2)
+        ids, plan = walk(session, engine, caller(session, buyer), limit=2)
         assert plan == "chains"
         assert ids[-2:] == [edited.id, later.id]
 
@@ -204,9 +206,9 @@ class TestPlans:
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, links = buyer_seeing(session, 25, of=30)
-        assert walk(session, engine, caller(buyer), limit=2)[1] == "chains"
+        assert walk(session, engine, caller(session, buyer), limit=2)[1] == "chains"
         filters = FactoryFilters(supplier_code=links[7].supplier_code)
-        assert walk(session, engine, caller(buyer), limit=2, filters=filters) == (
+        assert walk(session, engine, caller(session, buyer), limit=2, filters=filters) == (
             [factories[7].id],
             "links",
         )
@@ -221,7 +223,7 @@ class TestPlans:
         link(session, second, factory, supplier_code="B-1")
         link(session, second, elsewhere, supplier_code="A-1")
         filters = FactoryFilters(supply_chain=first.id, supplier_code="B-1")
-        assert walk(session, engine, caller(buyer), limit=50, filters=filters) == (
+        assert walk(session, engine, caller(session, buyer), limit=50, filters=filters) == (
             [factory.id],
             "links",
         )
