@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from sqlalchemy import Engine, Select
@@ -37,6 +37,7 @@ logger = logging.getLogger("weft.sql")
 
 Row = tuple[Any, ...]
 AnySelect = Select[*tuple[Any, ...]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -270,9 +271,38 @@ class LoopReader(Reader):
 class AwaitedReader(Protocol):
     """The event loop's reads, awaited."""
 
+    async def all(self, statement: AnySelect, params: Mapping[str, Any]) -> list[Row]: ...
+
     async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None: ...
 
     async def close(self) -> None: ...
+
+
+Reads = Generator[tuple[AnySelect, Mapping[str, Any]], list[Row], T]
+"""Reads written once for both kinds of reader: the generator yields each statement with its
+values, is sent the rows, and returns its result (`read_with`, `read_awaited`)."""
+
+
+def read_with(reader: Reader, reads: Reads[T]) -> T:
+    """The result of `reads`, each statement run by `reader`."""
+    try:
+        statement, params = next(reads)
+        while True:
+            statement, params = reads.send(reader.all(statement, params))
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+async def read_awaited(reader: AwaitedReader, reads: Reads[T]) -> T:
+    """The result of `reads`, each statement awaited on `reader`."""
+    try:
+        statement, params = next(reads)
+        while True:
+            statement, params = reads.send(await reader.all(statement, params))
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def awaited_reader(engine: Engine, loop_reader: LoopReader, connections: int) -> AwaitedReader:
@@ -287,6 +317,9 @@ class ReadAtOnce:
 
     def __init__(self, loop_reader: LoopReader) -> None:
         self._reader = loop_reader
+
+    async def all(self, statement: AnySelect, params: Mapping[str, Any]) -> list[Row]:
+        return self._reader.all(statement, params)
 
     async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
         return self._reader.first(statement, params)
@@ -313,6 +346,10 @@ class PooledAsyncReader:
         self._places: asyncio.Queue[psycopg.AsyncConnection[Any] | None] = asyncio.Queue()
 
     async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
+        rows = await self.all(statement, params)
+        return rows[0] if rows else None
+
+    async def all(self, statement: AnySelect, params: Mapping[str, Any]) -> list[Row]:
         prepared, sql, arguments = _compiled(statement, self._dialect, params)
         for attempt in range(2):
             try:
@@ -334,8 +371,7 @@ class PooledAsyncReader:
                 self._put_back(connection, usable=False)
                 raise
             self._put_back(connection, usable=True)
-            rows = prepared.rows(fetched)
-            return rows[0] if rows else None
+            return prepared.rows(fetched)
         raise AssertionError("unreachable: a second attempt returns or raises")
 
     async def _take(self) -> tuple[psycopg.AsyncConnection[Any], bool]:

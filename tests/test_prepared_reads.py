@@ -34,7 +34,11 @@ from src.prepared_reads import (
     LoopReader,
     PooledAsyncReader,
     Reader,
+    Reads,
+    Row,
     awaited_reader,
+    read_awaited,
+    read_with,
 )
 from tests.builders import make_factory
 from tests.servers import free_port
@@ -245,6 +249,27 @@ class TestAwaitedReads:
                 assert awaited_first(awaited, STATEMENT, values) == reader.first(STATEMENT, values)
         finally:
             asyncio.run(awaited.close())
+
+    def test_reads_written_once_run_alike_on_either_reader(
+        self, session: Session, engine: Engine, reader: LoopReader
+    ) -> None:
+        factories = [make_factory(session, workers_total=1500) for _ in range(3)]
+        session.commit()
+
+        def two_reads() -> Reads[tuple[list[Row], Row | None]]:
+            found = yield STATEMENT, params([factory.id for factory in factories])
+            again = yield STATEMENT, params([found[-1][0]])
+            return found, again[0] if again else None
+
+        awaited = awaited_reader(engine, reader, connections=2)
+        try:
+            at_once = read_with(reader, two_reads())
+            assert asyncio.run(read_awaited(awaited, two_reads())) == at_once
+        finally:
+            asyncio.run(awaited.close())
+        found, again = at_once
+        assert [row[0] for row in found] == sorted(factory.id for factory in factories)
+        assert again == found[-1]
 
     def test_reads_overlap_on_as_many_connections_as_the_pool_has(
         self, pooled: PooledAsyncReader

@@ -20,6 +20,7 @@ from src.api.streaming import ClosingStreamingResponse
 from src.models.base import IsoDateTime
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import FactoryCreate, FactoryRead, FactoryStatus, FactoryUpdate
+from src.prepared_reads import read_awaited
 from src.services import factories as service
 from src.services.factories import FactoryFilters
 from src.services.pagination import DEFAULT_LIMIT
@@ -80,13 +81,13 @@ async def list_factories(request: Request) -> Response:
             media_type=f"{CSV}; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="factories.csv"'},
         )
-    # In the event loop, on its own connection (see `src.prepared_reads`).
-    page = service.factory_page(
-        request.app.state.reader,
-        principal=principal,
-        filters=filters,
-        cursor=query.cursor,
-        limit=query.limit,
+    # Awaited, as the compliance summary's read: on PostgreSQL the loop serves other requests
+    # while the server walks the page (see `src.prepared_reads`).
+    page = await read_awaited(
+        request.app.state.awaited_reader,
+        service.factory_page(
+            principal=principal, filters=filters, cursor=query.cursor, limit=query.limit
+        ),
     )
     return Response(encoded_page(page), media_type=JSON, headers=link_header(request, page))
 

@@ -41,7 +41,7 @@ from src.models import (
     SupplyChainLink,
 )
 from src.models.organizations import OrgKind
-from src.prepared_reads import Reader
+from src.prepared_reads import Reader, Reads, read_with
 from src.services.errors import ConsentRequired, InsufficientScope, NotFound, Unauthenticated
 from src.services.tokens import ALL_SUPPLY_CHAINS, AccessClaims
 
@@ -83,25 +83,22 @@ CLIENT_STANDS = exists().where(
     col(Client.id) == bindparam("client_id", type_=String), col(Client.revoked_at).is_(None)
 )
 """True while the client in the `client_id` parameter is not revoked: a statement that checks
-its caller's client itself returns no row once it is (see `check_client`)."""
+its caller's client itself returns no row once it is (see `standing_client`)."""
 
 
-def _standing_client(reader: Reader, client_id: str) -> tuple[str, str]:
-    row = reader.first(_CLIENT_ROW, {"client_id": client_id})
-    if row is None or row[0] is not None:
+def standing_client(client_id: str) -> Reads[tuple[str, str]]:
+    """The client's organisation and its kind; `Unauthenticated` once the client is revoked."""
+    rows = yield _CLIENT_ROW, {"client_id": client_id}
+    if not rows or rows[0][0] is not None:
         raise client_revoked()
-    return row[1], row[2]
-
-
-def check_client(reader: Reader, principal: Principal) -> None:
-    """Raises `Unauthenticated` once the caller's client is revoked."""
-    _standing_client(reader, principal.client_id)
+    _, org_id, kind = rows[0]
+    return org_id, kind
 
 
 def resolve_principal(reader: Reader, claims: AccessClaims) -> Principal:
     """Checked on every request, so a revoked client is refused at once. The organisation is the
     client's own: a token whose `org` claim names another is refused, never trusted."""
-    org_id, kind = _standing_client(reader, claims.client_id)
+    org_id, kind = read_with(reader, standing_client(claims.client_id))
     if org_id != claims.org_id:
         raise Unauthenticated("The access token names another organization than its client's.")
     return Principal(

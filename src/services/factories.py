@@ -37,16 +37,16 @@ from src.models.factories import (
     FactoryStatus,
     FactoryUpdate,
 )
-from src.prepared_reads import PLAN_WITH_VALUES, Reader
+from src.prepared_reads import PLAN_WITH_VALUES, Reader, Reads, read_with
 from src.services.access import (
     CLIENT_STANDS,
     VISIBLE_ON,
     Principal,
     Visibility,
     active_on,
-    check_client,
     factory_visible_bound,
     not_found_factory,
+    standing_client,
     visibility_of,
     visibility_params,
     visible_chain_ids_bound,
@@ -246,8 +246,8 @@ def _links_count_statement(shape: Visibility, link_filters: frozenset[str]) -> A
 
 
 def _sees_few(
-    reader: Reader, principal: Principal, shape: Visibility, filters: dict[str, Any], limit: int
-) -> bool:
+    principal: Principal, shape: Visibility, filters: dict[str, Any], limit: int
+) -> Reads[bool]:
     """Whether the caller sees so few links (of those the link filters keep) that reading them
     all costs no more than walking a chain for a page: at most `limit + 1`, counted once a minute.
     A lookup by supplier code reads its one link, where a walk checks each of the caller's
@@ -257,11 +257,11 @@ def _sees_few(
     with _VISIBLE_LINKS_LOCK:
         visible = _VISIBLE_LINKS.get(key)
     if visible is None:
-        row = reader.first(
+        rows = yield (
             _links_count_statement(shape, frozenset(link_filters)),
             visibility_params(principal) | link_filters,
         )
-        visible = int(row[0]) if row else 0
+        visible = int(rows[0][0]) if rows else 0
         with _VISIBLE_LINKS_LOCK:
             _VISIBLE_LINKS[key] = visible
     return visible <= limit + 1
@@ -287,12 +287,12 @@ SupplierCodes = dict[str, list[dict[str, str | None]]]
 """The caller's supplier codes of each factory, by factory id, in supply chain order."""
 
 
-def _codes(reader: Reader, principal: Principal, rows: Sequence[Any]) -> SupplierCodes:
+def _codes(principal: Principal, rows: Sequence[Any]) -> Reads[SupplierCodes]:
     """The caller's own vendor ids for these rows' factories, fetched in one query."""
     codes: SupplierCodes = defaultdict(list)
     if not rows:
         return codes
-    found = reader.all(
+    found = yield (
         _codes_statement(visibility_of(principal)),
         visibility_params(principal) | {"factory_ids": [row[0] for row in rows]},
     )
@@ -304,34 +304,30 @@ def _codes(reader: Reader, principal: Principal, rows: Sequence[Any]) -> Supplie
 def _merged(rows: Sequence[Any]) -> tuple[list[Any], SupplierCodes]:
     """The chains' walk as one row per factory, and each factory's supplier codes from its rows."""
     unique: list[Any] = []
-    codes: SupplierCodes = defaultdict(list)
+    codes: SupplierCodes = {}
     for factory_id, risk_band, item_json, chain_id, code in rows:
-        if not unique or unique[-1][0] != factory_id:
+        code_of = {"supply_chain_id": chain_id, "supplier_code": code}
+        if factory_id in codes:
+            codes[factory_id].append(code_of)
+        else:
+            codes[factory_id] = [code_of]
             unique.append((factory_id, risk_band, item_json))
-        codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
     return unique, codes
 
 
 def _items(rows: Sequence[Any], codes: SupplierCodes) -> list[EncodedFactory]:
+    """Each stored `item_json` with the caller's fields: its closing brace gives way to them."""
     return [
-        _with_fields(item_json, {"risk_band": risk_band, "supplier_codes": codes[factory_id]})
+        item_json[:-1]
+        + b","
+        + orjson.dumps({"risk_band": risk_band, "supplier_codes": codes.get(factory_id, [])})[1:]
         for factory_id, risk_band, item_json in rows
     ]
 
 
-def _with_fields(encoded: bytes, fields: dict[str, Any]) -> bytes:
-    """A JSON object with more fields: the stored object's closing brace gives way to them."""
-    return encoded[:-1] + b"," + orjson.dumps(fields)[1:]
-
-
 def factory_page(
-    reader: Reader,
-    *,
-    principal: Principal,
-    filters: FactoryFilters,
-    cursor: str | None,
-    limit: int,
-) -> Page[EncodedFactory]:
+    *, principal: Principal, filters: FactoryFilters, cursor: str | None, limit: int
+) -> Reads[Page[EncodedFactory]]:
     """One page ordered by (`updated_at`, `id`); like `paginate` with a snapshot column: the first
     page fixes the moment the walk started and later pages skip rows changed after it.
 
@@ -341,7 +337,8 @@ def factory_page(
     or for a token naming none, those a first statement finds.
 
     Each plan's statement also checks the caller's client (`CLIENT_STANDS`), so the route need
-    not: only an empty page asks whether the client was revoked."""
+    not: only an empty page asks whether the client was revoked. The reads are run by the
+    caller's reader (`read_with`, or `read_awaited` in the event loop)."""
     filter_params = _filter_params(filters)
     params = visibility_params(principal) | filter_params | {"limit": limit + 1}
     params["client_id"] = principal.client_id
@@ -353,14 +350,14 @@ def factory_page(
     params["snapshot"] = snapshot = snapshot or utcnow()
     shape = visibility_of(principal)
     names, after = frozenset(filter_params), bool(cursor)
-    few = not shape.admin and _sees_few(reader, principal, shape, filter_params, limit)
+    few = not shape.admin and (yield from _sees_few(principal, shape, filter_params, limit))
     if shape.admin or few:
-        rows = reader.all(_statement(shape, names, page=True, after=after, few=few), params)
-        codes = _codes(reader, principal, rows[:limit])
+        rows = yield _statement(shape, names, page=True, after=after, few=few), params
+        codes = yield from _codes(principal, rows[:limit])
     else:
         named = principal.supply_chain_ids
         if principal.all_supply_chains:
-            named = tuple(row[0] for row in reader.all(_visible_chains_statement(shape), params))
+            named = tuple(row[0] for row in (yield _visible_chains_statement(shape), params))
         # A `supply_chain` filter walks that chain alone; its rows then hold only its codes.
         only = filter_params.get("supply_chain")
         chains = sorted({chain_id for chain_id in named if only in (None, chain_id)})
@@ -368,11 +365,11 @@ def factory_page(
         walked = _chains_walk_statement(
             shape, names - {"supply_chain"}, after=after, chains=len(chains)
         )
-        rows, codes = _merged(reader.all(walked, params) if chains else [])
+        rows, codes = _merged((yield walked, params) if chains else [])
         if only:
-            codes = _codes(reader, principal, rows[:limit])
+            codes = yield from _codes(principal, rows[:limit])
     if not rows:
-        check_client(reader, principal)
+        yield from standing_client(principal.client_id)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -390,12 +387,9 @@ def list_factories(
     cursor: str | None,
     limit: int,
 ) -> Page[FactoryRead]:
-    page = factory_page(
+    page = read_with(
         Reader.of_session(session),
-        principal=principal,
-        filters=filters,
-        cursor=cursor,
-        limit=limit,
+        factory_page(principal=principal, filters=filters, cursor=cursor, limit=limit),
     )
     return Page(
         items=[FactoryRead.model_validate_json(item) for item in page.items],
@@ -409,7 +403,8 @@ def get_factory(session: Session, *, principal: Principal, factory_id: str) -> F
     row = reader.first(statement, visibility_params(principal) | {"factory_id": factory_id})
     if row is None:
         raise not_found_factory()
-    return FactoryRead.model_validate_json(_items([row], _codes(reader, principal, [row]))[0])
+    codes = read_with(reader, _codes(principal, [row]))
+    return FactoryRead.model_validate_json(_items([row], codes)[0])
 
 
 def export_factories_csv(

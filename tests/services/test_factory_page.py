@@ -14,7 +14,7 @@ from sqlmodel import Session
 from src.models import Factory, Organization, SupplyChain, SupplyChainLink
 from src.models.factories import FactoryUpdate
 from src.models.organizations import OrgKind
-from src.prepared_reads import Reader
+from src.prepared_reads import Reader, read_with
 from src.services.access import Principal
 from src.services.factories import FactoryFilters, factory_page, update_factory
 from src.services.tokens import ALL_SUPPLY_CHAINS
@@ -64,7 +64,8 @@ def listed(
     cursor = None
     with count_statements(engine) as statements:
         while True:
-            page = factory_page(reader, principal=who, filters=filters, cursor=cursor, limit=limit)
+            reads = factory_page(principal=who, filters=filters, cursor=cursor, limit=limit)
+            page = read_with(reader, reads)
             items += [orjson.loads(item) for item in page.items]
             if page.next_cursor is None:
                 break
