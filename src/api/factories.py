@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.security import SecurityScopes
 from pydantic import BaseModel, Field
 
 from src.api.deps import (
@@ -12,6 +13,7 @@ from src.api.deps import (
     FactoriesReader,
     SessionDep,
     documented_security,
+    get_principal,
     principal_checked_by_route,
 )
 from src.api.pagination import CursorQuery, LimitQuery, Page, encoded_page, link_header
@@ -69,11 +71,16 @@ LIST_SCOPES = ("factories:read",)
 async def list_factories(request: Request) -> Response:
     # The page serves itself (`src.api.self_served`): FastAPI's dependency solving and query
     # model parsing were a fifth of its time in-process. Its statements check the caller's
-    # client themselves (`factory_page`), as the compliance summary's does.
-    principal = principal_checked_by_route(request, LIST_SCOPES)
+    # client themselves (`factory_page`), as the compliance summary's does; an export has sent
+    # its first line before it reads a page, so its caller is resolved first.
+    export = CSV in request.headers.get("accept", "")
+    if export:
+        principal = await get_principal(request, SecurityScopes(list(LIST_SCOPES)))
+    else:
+        principal = principal_checked_by_route(request, LIST_SCOPES)
     query = query_of(request, FactoryQuery)
     filters = query.filters()
-    if CSV in request.headers.get("accept", ""):
+    if export:
         return ClosingStreamingResponse(
             service.export_factories_csv(
                 request.app.state.engine, principal=principal, filters=filters

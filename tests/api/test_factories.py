@@ -146,6 +146,21 @@ class TestRevokedClient:
         assert refused.status_code == 401
         assert refused.json()["detail"] == "The client behind this token has been revoked."
 
+    def test_a_revoked_clients_export_is_refused_before_it_starts(
+        self, client: TestClient, session: Session, world: dict[str, object]
+    ) -> None:
+        credentials = world["north"]
+        assert isinstance(credentials, NewClient)
+        headers = bearer(client, credentials) | {"Accept": "text/csv"}
+        assert client.get("/v1/factories", headers=headers).status_code == 200
+        revoked = session.get(Client, credentials.client.id)
+        assert revoked is not None
+        revoked.revoked_at = utcnow()
+        session.commit()
+        refused = client.get("/v1/factories", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "The client behind this token has been revoked."
+
     def test_a_page_through_the_tokens_chain_takes_one_statement(
         self, client: TestClient, session: Session, engine: Engine
     ) -> None:
