@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from src.db import utcnow
-from src.models import Client, Event, Factory
+from src.models import Client, Event, Factory, Organization, SupplyChain
 from src.services.clients import NewClient
 from tests.builders import (
     bearer,
@@ -51,6 +51,15 @@ def world(session: Session) -> dict[str, object]:
     }
     session.commit()
     return world
+
+
+def buyer_linking(session: Session, factories: int) -> tuple[Organization, SupplyChain]:
+    """A buyer with one supply chain linking `factories` new factories."""
+    buyer = make_buyer(session)
+    chain = make_supply_chain(session, buyer)
+    for _ in range(factories):
+        link(session, chain, make_factory(session))
+    return buyer, chain
 
 
 def ids(response_json: dict[str, object]) -> set[str]:
@@ -126,48 +135,47 @@ class TestRevokedClient:
     def test_a_revoked_client_is_refused_at_once(
         self, client: TestClient, session: Session, who: str, query: str
     ) -> None:
-        buyer = make_buyer(session)
-        chain = make_supply_chain(session, buyer)
-        for _ in range(3):
-            link(session, chain, make_factory(session))
+        buyer, chain = buyer_linking(session, 3)
         credentials = {
             "named": make_client(session, buyer, supply_chains=[chain]),
             "all_chains": make_client(session, buyer),
             "admin": make_programme_client(session),
         }[who]
         session.commit()
-        headers = bearer(client, credentials)
-        assert client.get(f"/v1/factories?{query}", headers=headers).status_code == 200
-        revoked = session.get(Client, credentials.client.id)
-        assert revoked is not None
-        revoked.revoked_at = utcnow()
-        session.commit()
-        refused = client.get(f"/v1/factories?{query}", headers=headers)
-        assert refused.status_code == 401
-        assert refused.json()["detail"] == "The client behind this token has been revoked."
+        self.assert_refused_once_revoked(client, session, credentials, f"/v1/factories?{query}")
 
     def test_a_revoked_clients_export_is_refused_before_it_starts(
         self, client: TestClient, session: Session, world: dict[str, object]
     ) -> None:
         credentials = world["north"]
         assert isinstance(credentials, NewClient)
-        headers = bearer(client, credentials) | {"Accept": "text/csv"}
-        assert client.get("/v1/factories", headers=headers).status_code == 200
+        self.assert_refused_once_revoked(
+            client, session, credentials, "/v1/factories", {"Accept": "text/csv"}
+        )
+
+    @staticmethod
+    def assert_refused_once_revoked(
+        client: TestClient,
+        session: Session,
+        credentials: NewClient,
+        url: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The client reads `url`, is revoked, and its same token is refused at once."""
+        headers = bearer(client, credentials) | (headers or {})
+        assert client.get(url, headers=headers).status_code == 200
         revoked = session.get(Client, credentials.client.id)
         assert revoked is not None
         revoked.revoked_at = utcnow()
         session.commit()
-        refused = client.get("/v1/factories", headers=headers)
+        refused = client.get(url, headers=headers)
         assert refused.status_code == 401
         assert refused.json()["detail"] == "The client behind this token has been revoked."
 
     def test_a_page_through_the_tokens_chain_takes_one_statement(
         self, client: TestClient, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        chain = make_supply_chain(session, buyer)
-        for _ in range(3):
-            link(session, chain, make_factory(session))
+        buyer, chain = buyer_linking(session, 3)
         credentials = make_client(session, buyer, supply_chains=[chain])
         session.commit()
         headers = bearer(client, credentials)
@@ -497,10 +505,7 @@ class TestNoQueryPerRow:
     def test_a_page_of_10_and_a_page_of_500_cost_the_same_statements(
         self, client: TestClient, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        chain = make_supply_chain(session, buyer)
-        for _ in range(500):
-            link(session, chain, make_factory(session))
+        buyer, _ = buyer_linking(session, 500)
         credentials: NewClient = make_client(session, buyer)
         session.commit()
         headers = bearer(client, credentials)

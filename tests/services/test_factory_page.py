@@ -91,6 +91,20 @@ def page_order(factory: Factory) -> tuple[dt.datetime, str]:
     return factory.updated_at, factory.id
 
 
+def overlapping_chains(
+    session: Session, own: slice, other: slice, of: int
+) -> tuple[Organization, SupplyChain, SupplyChain, list[Factory]]:
+    """A buyer with two supply chains, linking the `own` and the `other` slices of `of` new
+    factories."""
+    buyer = make_buyer(session)
+    chains = make_supply_chain(session, buyer), make_supply_chain(session, buyer)
+    factories = [make_factory(session) for _ in range(of)]
+    for chain, linked in zip(chains, (own, other), strict=True):
+        for factory in factories[linked]:
+            link(session, chain, factory)
+    return buyer, *chains, factories
+
+
 def buyer_seeing(
     session: Session, seen: int, *, of: int
 ) -> tuple[Organization, list[Factory], list[SupplyChainLink]]:
@@ -106,13 +120,8 @@ class TestPlans:
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, _ = buyer_seeing(session, 3, of=60)
-        assert (
-            walk(session, engine, caller(session, buyer), limit=2)
-            == (  # two pages
-                [factory.id for factory in sorted(factories[:3], key=page_order)],
-                "links",
-            )
-        )
+        expected = [factory.id for factory in sorted(factories[:3], key=page_order)]
+        assert walk(session, engine, caller(session, buyer), limit=2) == (expected, "links")
 
     def test_a_caller_seeing_more_walks_its_chain_in_page_order(
         self, session: Session, engine: Engine
@@ -138,13 +147,10 @@ class TestPlans:
     def test_every_plan_lists_the_same_factories_with_the_same_codes(
         self, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        own, other = make_supply_chain(session, buyer), make_supply_chain(session, buyer)
-        factories = [make_factory(session) for _ in range(40)]
-        for factory in factories[:20]:
-            link(session, own, factory)
-        for factory in factories[15:24]:  # five in both chains, listed once with both codes
-            link(session, other, factory)
+        # Five factories in both chains, listed once with both codes.
+        buyer, own, other, factories = overlapping_chains(
+            session, slice(0, 20), slice(15, 24), of=40
+        )
         link(session, own, factories[30], ends_on=TODAY - dt.timedelta(days=1))
         link(session, own, factories[31], starts_on=TODAY + dt.timedelta(days=1))
         lapsed = make_buyer(session, active=False)
@@ -173,13 +179,7 @@ class TestPlans:
     def test_a_supply_chain_filter_walks_that_chain_and_keeps_every_code(
         self, session: Session, engine: Engine
     ) -> None:
-        buyer = make_buyer(session)
-        own, other = make_supply_chain(session, buyer), make_supply_chain(session, buyer)
-        factories = [make_factory(session) for _ in range(12)]
-        for factory in factories[:8]:
-            link(session, own, factory)
-        for factory in factories[6:]:
-            link(session, other, factory)
+        buyer, own, _, factories = overlapping_chains(session, slice(0, 8), slice(6, 12), of=12)
         filters = FactoryFilters(supply_chain=own.id)
         walked, plan = listed(session, engine, caller(session, buyer), limit=2, filters=filters)
         assert plan == "chains"
