@@ -106,7 +106,7 @@ def test_summaries_stored_before_0008_get_the_entity_tags_of_their_answers(
     assert (stored.full_etag, stored.public_etag) == (etag_for(full), etag_for(public))
 
 
-def test_links_stored_before_0010_get_their_factorys_updated_at(
+def test_links_stored_before_0010_get_their_factorys_updated_at_and_their_encoding(
     database_url: str, engine: Engine
 ) -> None:
     with migrated_down_to(database_url, "0009"):
@@ -117,8 +117,9 @@ def test_links_stored_before_0010_get_their_factorys_updated_at(
         with engine.begin() as connection:
             connection.execute(
                 text(
-                    "INSERT INTO supply_chain_links (id, supply_chain_id, factory_id, starts_on,"
-                    " created_at, updated_at) VALUES (:id, :chain, :factory, :day, :at, :at)"
+                    "INSERT INTO supply_chain_links (id, supply_chain_id, factory_id,"
+                    " supplier_code, starts_on, created_at, updated_at)"
+                    " VALUES (:id, :chain, :factory, 'V-0001', :day, :at, :at)"
                 ).bindparams(bindparam("at", type_=UTCDateTime)),
                 {
                     "id": new_id("lnk"),
@@ -133,3 +134,7 @@ def test_links_stored_before_0010_get_their_factorys_updated_at(
             select(SupplyChainLink).where(col(SupplyChainLink.factory_id) == factory_id)
         ).one()
     assert stored.factory_updated_at == updated_at
+    assert orjson.loads(stored.code_json or b"") == {
+        "supply_chain_id": chain_id,
+        "supplier_code": "V-0001",
+    }

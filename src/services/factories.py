@@ -189,11 +189,11 @@ def _chains_walk_statement(
     each, with that chain's supplier code, one after the other (`_merged`)."""
     link = SupplyChainLink
     # Selected only to merge by: converting it for every row costs a tenth of a page on SQLite.
-    merged_by = (col(link.factory_updated_at),) if chains > 1 else ()
+    merged_by = (col(link.factory_updated_at), col(link.supply_chain_id)) if chains > 1 else ()
     arms = []
     for number in range(chains):
         arm = (
-            sa_select(*_COLUMNS, col(link.supply_chain_id), col(link.supplier_code), *merged_by)
+            sa_select(*_COLUMNS, col(link.code_json), *merged_by)
             .join(Factory, col(Factory.id) == col(link.factory_id))
             .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
             .where(
@@ -213,7 +213,7 @@ def _chains_walk_statement(
     if chains == 1:
         return arms[0]
     merged = union_all(*(arm.subquery().select() for arm in arms)).subquery()
-    return sa_select(*list(merged.c)[:-1]).order_by(
+    return sa_select(*list(merged.c)[: -len(merged_by)]).order_by(
         merged.c.factory_updated_at, merged.c.id, merged.c.supply_chain_id
     )
 
@@ -271,11 +271,7 @@ def _sees_few(
 @cache
 def _codes_statement(shape: Visibility) -> Any:
     return (
-        sa_select(
-            col(SupplyChainLink.factory_id),
-            col(SupplyChainLink.supply_chain_id),
-            col(SupplyChainLink.supplier_code),
-        )
+        sa_select(col(SupplyChainLink.factory_id), col(SupplyChainLink.code_json))
         .where(
             col(SupplyChainLink.factory_id).in_(bindparam("factory_ids", expanding=True)),
             visible_links_bound(shape),
@@ -284,8 +280,9 @@ def _codes_statement(shape: Visibility) -> Any:
     )
 
 
-SupplierCodes = dict[str, list[dict[str, str | None]]]
-"""The caller's supplier codes of each factory, by factory id, in supply chain order."""
+SupplierCodes = dict[str, list[bytes]]
+"""The caller's supplier codes of each factory (each link's `code_json`), by factory id, in
+supply chain order."""
 
 
 def _codes(principal: Principal, rows: Sequence[Any]) -> Reads[SupplierCodes]:
@@ -297,8 +294,8 @@ def _codes(principal: Principal, rows: Sequence[Any]) -> Reads[SupplierCodes]:
         _codes_statement(visibility_of(principal)),
         visibility_params(principal) | {"factory_ids": [row[0] for row in rows]},
     )
-    for factory_id, chain_id, code in found:
-        codes[factory_id].append({"supply_chain_id": chain_id, "supplier_code": code})
+    for factory_id, code_json in found:
+        codes[factory_id].append(code_json)
     return codes
 
 
@@ -306,22 +303,32 @@ def _merged(rows: Sequence[Any]) -> tuple[list[Any], SupplierCodes]:
     """The chains' walk as one row per factory, and each factory's supplier codes from its rows."""
     unique: list[Any] = []
     codes: SupplierCodes = {}
-    for factory_id, risk_band, item_json, chain_id, code in rows:
-        code_of = {"supply_chain_id": chain_id, "supplier_code": code}
+    for factory_id, risk_band, item_json, code_json in rows:
         if factory_id in codes:
-            codes[factory_id].append(code_of)
+            codes[factory_id].append(code_json)
         else:
-            codes[factory_id] = [code_of]
+            codes[factory_id] = [code_json]
             unique.append((factory_id, risk_band, item_json))
     return unique, codes
 
 
+_ENCODED_BANDS = {band: orjson.dumps(band) for band in (*RiskBand, None)}
+
+
 def _items(rows: Sequence[Any], codes: SupplierCodes) -> list[EncodedFactory]:
-    """Each stored `item_json` with the caller's fields: its closing brace gives way to them."""
+    """Each stored `item_json` with the caller's fields, joined from stored encodings: its
+    closing brace gives way to them."""
     return [
-        item_json[:-1]
-        + b","
-        + orjson.dumps({"risk_band": risk_band, "supplier_codes": codes.get(factory_id, [])})[1:]
+        b"".join(
+            (
+                item_json[:-1],
+                b',"risk_band":',
+                _ENCODED_BANDS[risk_band],
+                b',"supplier_codes":[',
+                b",".join(codes.get(factory_id, ())),
+                b"]}",
+            )
+        )
         for factory_id, risk_band, item_json in rows
     ]
 

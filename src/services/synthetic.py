@@ -32,6 +32,7 @@ from src.models import (
 )
 from src.models.factories import encode_item
 from src.models.organizations import OrgKind
+from src.models.supply_chains import encode_code
 from src.services.catalogue import current_version, load_catalogue, load_survey_questions
 from src.services.clients import SCOPES_BY_KIND, hash_secret
 from src.services.compliance_summaries import refresh_summary
@@ -209,16 +210,18 @@ def _links(
         chosen |= set(rng.sample(chains[1:], k=min(3, len(chains) - 1)))
         # Sorted: a set's order follows string hashing, which differs from process to process.
         for chain_id, org_id in sorted(chosen):
+            # The factory's number makes it unique in every chain, as the schema requires.
+            supplier_code = f"V{rng.randint(100, 999)}{n:07d}"
             links.append(
                 {
                     "id": new_id("lnk"),
                     "supply_chain_id": chain_id,
                     "factory_id": factory_id,
-                    # The factory's number makes it unique in every chain, as the schema requires.
-                    "supplier_code": f"V{rng.randint(100, 999)}{n:07d}",
+                    "supplier_code": supplier_code,
                     "starts_on": dt.date(2024, 1, 1),
-                    # A bulk insert skips the ORM's flush, which copies it from the factory.
+                    # A bulk insert skips the ORM's flush, which copies and encodes these.
                     "factory_updated_at": factories_updated_at,
+                    "code_json": encode_code(chain_id, supplier_code),
                 }
             )
             if rng.random() < 0.5:
