@@ -333,6 +333,23 @@ def _items(rows: Sequence[Any], codes: SupplierCodes) -> list[EncodedFactory]:
     ]
 
 
+# Each chain walked is one arm of the page's statement (with the caller's named chains in each):
+# a caller reading more is served by the walk over every factory, which checks each one.
+WALKED_CHAINS_AT_MOST = 8
+
+
+def _chains_to_walk(
+    principal: Principal, shape: Visibility, filters: dict[str, Any], params: dict[str, Any]
+) -> Reads[list[str]]:
+    """The chains whose links the page walks: those the token names (for a token naming none,
+    those the caller sees), or the one a `supply_chain` filter names."""
+    named = principal.supply_chain_ids
+    if principal.all_supply_chains:
+        named = tuple(row[0] for row in (yield _visible_chains_statement(shape), params))
+    only = filters.get("supply_chain")
+    return sorted({chain_id for chain_id in named if only in (None, chain_id)})
+
+
 def factory_page(
     *, principal: Principal, filters: FactoryFilters, cursor: str | None, limit: int
 ) -> Reads[Page[EncodedFactory]]:
@@ -342,7 +359,8 @@ def factory_page(
     Three plans, the same pages: the programme walks every factory in page order; a caller
     seeing few factories has them read through its links and sorted (`_sees_few`); any other
     walks its chains' links in page order (`_chains_walk_statement`): those its token names,
-    or for a token naming none, those a first statement finds.
+    or for a token naming none, those a first statement finds; past `WALKED_CHAINS_AT_MOST`
+    chains it walks every factory as the programme does, checking each.
 
     Each plan's statement also checks the caller's client (`CLIENT_STANDS`), so the route need
     not: only an empty page asks whether the client was revoked. The reads are run by the
@@ -359,22 +377,19 @@ def factory_page(
     shape = visibility_of(principal)
     names, after = frozenset(filter_params), bool(cursor)
     few = not shape.admin and (yield from _sees_few(principal, shape, filter_params, limit))
-    if shape.admin or few:
+    chains = None
+    if not (shape.admin or few):
+        chains = yield from _chains_to_walk(principal, shape, filter_params, params)
+    if chains is None or len(chains) > WALKED_CHAINS_AT_MOST:
         rows = yield _statement(shape, names, page=True, after=after, few=few), params
         codes = yield from _codes(principal, rows[:limit])
     else:
-        named = principal.supply_chain_ids
-        if principal.all_supply_chains:
-            named = tuple(row[0] for row in (yield _visible_chains_statement(shape), params))
-        # A `supply_chain` filter walks that chain alone; its rows then hold only its codes.
-        only = filter_params.get("supply_chain")
-        chains = sorted({chain_id for chain_id in named if only in (None, chain_id)})
         params |= {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
         walked = _chains_walk_statement(
             shape, names - {"supply_chain"}, after=after, chains=len(chains)
         )
         rows, codes = _merged((yield walked, params) if chains else [])
-        if only:
+        if "supply_chain" in filter_params:  # its rows hold only that chain's codes
             codes = yield from _codes(principal, rows[:limit])
     if not rows:
         yield from standing_client(principal.client_id)

@@ -16,7 +16,12 @@ from src.models.factories import FactoryUpdate
 from src.models.organizations import OrgKind
 from src.prepared_reads import Reader, read_with
 from src.services.access import Principal
-from src.services.factories import FactoryFilters, factory_page, update_factory
+from src.services.factories import (
+    WALKED_CHAINS_AT_MOST,
+    FactoryFilters,
+    factory_page,
+    update_factory,
+)
 from src.services.tokens import ALL_SUPPLY_CHAINS
 from tests.builders import (
     link,
@@ -190,6 +195,23 @@ class TestPlans:
             factory.id for factory in sorted(factories[:8], key=page_order)
         ]
         assert [len(item["supplier_codes"]) for item in walked].count(2) == 2
+
+    def test_a_caller_reading_many_chains_walks_every_factory(
+        self, session: Session, engine: Engine
+    ) -> None:
+        buyer = make_buyer(session)
+        factories = [make_factory(session) for _ in range(WALKED_CHAINS_AT_MOST + 3)]
+        for factory in factories[:-1]:  # a chain each, the last factory in none
+            link(session, make_supply_chain(session, buyer), factory)
+        link(session, make_supply_chain(session, buyer), factories[0])  # in two chains
+        walked, plan = listed(session, engine, caller(session, buyer), limit=2)
+        assert plan == "factories"
+        assert walked == listed(session, engine, caller(session, buyer), limit=500)[0]
+        assert [item["id"] for item in walked] == [
+            factory.id for factory in sorted(factories[:-1], key=page_order)
+        ]
+        in_two = next(item for item in walked if item["id"] == factories[0].id)
+        assert len(in_two["supplier_codes"]) == 2
 
     def test_a_factory_written_after_its_link_moves_in_its_chain_walk(
         self, session: Session, engine: Engine
