@@ -9,9 +9,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from src.api.deps import documented_security, principal_checked_by_route
+from src.api.deps import principal_checked_by_route
 from src.api.problems import NOT_VISIBLE
-from src.api.self_served import ServedAsIs
+from src.api.self_served import add_served_as_is
 from src.models.compliance_summaries import ComplianceSummaryRead
 from src.services import compliance_summaries as service
 
@@ -43,12 +43,13 @@ async def get_compliance_summary(request: Request) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    app.router.add_api_route(
+    add_served_as_is(
+        app,
         "/v1/factories/{factory_id}/compliance-summary",
         get_compliance_summary,
-        methods=["GET"],
+        scopes=SCOPES,
+        parameters=[FACTORY_ID],
         tags=["compliance"],
-        response_class=Response,
         summary="A factory's compliance summary",
         description=(
             "From the factory's latest published assessment: non-compliance per cluster and "
@@ -63,6 +64,4 @@ def install(app: FastAPI) -> None:
             200: {"model": ComplianceSummaryRead, "description": "The summary"},
             404: NOT_VISIBLE,
         },
-        openapi_extra={"parameters": [FACTORY_ID], **documented_security(SCOPES)},
-        route_class_override=ServedAsIs,
     )

@@ -12,12 +12,11 @@ from src.api.deps import (
     Admin,
     FactoriesReader,
     SessionDep,
-    documented_security,
     get_principal,
     principal_checked_by_route,
 )
 from src.api.pagination import CursorQuery, LimitQuery, Page, encoded_page, link_header
-from src.api.self_served import ServedAsIs, documented_query, query_of
+from src.api.self_served import add_served_as_is, documented_query, query_of
 from src.api.streaming import ClosingStreamingResponse
 from src.models.base import IsoDateTime
 from src.models.compliance_summaries import RiskBand
@@ -101,12 +100,13 @@ async def list_factories(request: Request) -> Response:
 
 def install(app: FastAPI) -> None:
     """Adds the factory page to the app itself, as `compliance_summaries.install` does."""
-    app.router.add_api_route(
+    add_served_as_is(
+        app,
         "/v1/factories",
         list_factories,
-        methods=["GET"],
+        scopes=LIST_SCOPES,
+        parameters=documented_query(FactoryQuery),
         tags=["factories"],
-        response_class=Response,
         summary="List the factories you may see",
         description=(
             "Ordered by `updated_at`, then `id`. For a nightly sync pass `updated_since` (the "
@@ -121,11 +121,6 @@ def install(app: FastAPI) -> None:
                 "content": {CSV: {}},
             }
         },
-        openapi_extra={
-            "parameters": documented_query(FactoryQuery),
-            **documented_security(LIST_SCOPES),
-        },
-        route_class_override=ServedAsIs,
     )
 
 

@@ -6,14 +6,16 @@ summary's time in-process and a fifth of the page's (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
+
+from src.api.deps import documented_security
 
 QueryModel = TypeVar("QueryModel", bound=BaseModel)
 
@@ -32,6 +34,29 @@ class ServedAsIs(APIRoute):
             raise TypeError(f"{self.name} must take only the Request: nothing else is solved")
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
+
+
+def add_served_as_is(
+    app: FastAPI,
+    path: str,
+    endpoint: Callable[[Request], Coroutine[Any, Any, Response]],
+    *,
+    scopes: Sequence[str],
+    parameters: list[dict[str, Any]],
+    **documentation: Any,
+) -> None:
+    """Adds a GET route serving itself to the app itself, not through a router: FastAPI 0.165
+    resolves an included router as a branch on every request it serves. `parameters` and the
+    `scopes` the endpoint checks are documented as FastAPI would document them."""
+    app.router.add_api_route(
+        path,
+        endpoint,
+        methods=["GET"],
+        response_class=Response,
+        openapi_extra={"parameters": parameters, **documented_security(scopes)},
+        route_class_override=ServedAsIs,
+        **documentation,
+    )
 
 
 def query_of(request: Request, model: type[QueryModel]) -> QueryModel:
