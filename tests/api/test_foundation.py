@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import MutableMapping
 from typing import Any
@@ -181,3 +182,19 @@ class TestTransactionPerRequest:
         asyncio.run(app(scope, receive, send))
         assert seen["status"] == 201
         assert seen["stored"] is not None
+
+
+class TestLongLivedObjects:
+    def test_what_the_app_holds_once_started_is_left_out_of_full_collections(
+        self, app: FastAPI
+    ) -> None:
+        def collected(thing: object) -> bool:
+            return any(tracked is thing for tracked in gc.get_objects())
+
+        routes = app.router.routes
+        assert collected(routes)
+        with TestClient(app):
+            made_since: list[object] = []
+            assert not collected(routes)
+            assert collected(made_since)
+        assert collected(routes)
