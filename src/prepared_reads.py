@@ -11,7 +11,7 @@ itself: a compliance summary's statement costs ~45 µs on SQLite instead of ~410
 Two kinds: `LoopReader`, the event loop's own connection in autocommit (each statement sees one
 snapshot, as it would under READ COMMITTED inside a transaction; it only ever reads), and
 `Reader.of_session`, which runs in a session's transaction and sees its pending writes.
-`awaited_reader` gives the loop's reads as awaitables: on PostgreSQL a small pool of async
+`awaited_reader` gives the loop's reads as awaitables: on PostgreSQL a small pool of asyncpg
 connections, so that the loop serves other requests while the server answers."""
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
-import psycopg
+import asyncpg
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
@@ -77,12 +78,13 @@ class _Prepared:
             is not None
         ]
         self._expansions: dict[tuple[int, ...], _Expansion] = {}
-        # psycopg prepares a statement on the server after five executions, and PostgreSQL may
-        # then plan it once for any values. A statement whose best plan depends on its values
-        # (`PLAN_WITH_VALUES`) is sent unprepared, and planned with them every time.
-        plan_with_values = statement.get_execution_options().get(PLAN_WITH_VALUES, False)
+        # A statement kept prepared on the server (psycopg's after five executions, asyncpg's at
+        # once) may be planned once for any values after its fifth. A statement whose best plan
+        # depends on its values (`PLAN_WITH_VALUES`) is sent unprepared by psycopg and prepared
+        # for one execution by `PooledAsyncReader`: planned with its values every time.
+        self.plan_with_values: bool = statement.get_execution_options().get(PLAN_WITH_VALUES, False)
         self.execute_options: dict[str, Any] = (
-            {"prepare": False} if plan_with_values and dialect.driver == "psycopg" else {}
+            {"prepare": False} if self.plan_with_values and dialect.driver == "psycopg" else {}
         )
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[str, Any]:
@@ -329,21 +331,28 @@ class ReadAtOnce:
 
 
 class PooledAsyncReader:
-    """PostgreSQL: up to `size` psycopg `AsyncConnection`s in autocommit, opened as reads need
-    them and kept. A blocking read holds the whole worker for the round trip (~150 µs on
-    loopback for a compliance summary); awaited, the loop serves other requests meanwhile. A read
-    whose kept connection the server ended runs again, once, on a new one. The connections
-    belong to the event loop that opened them: a read from another loop (a test client without
-    a lifespan runs one per request) closes them and opens its own."""
+    """PostgreSQL: up to `size` asyncpg connections, opened as reads need them and kept. A
+    blocking read holds the whole worker for the round trip (~150 µs on loopback for a
+    compliance summary); awaited, the loop serves other requests meanwhile. asyncpg rather than
+    psycopg's `AsyncConnection`: its protocol is written in Cython, and a read costs the worker
+    ~25 µs of CPU against psycopg's ~65 µs (docs/benchmarks.md). Each connection keeps the
+    statements it has run prepared on the server; a statement planned with its values is
+    prepared for that one execution. A read whose kept connection the server ended runs again,
+    once, on a new one. The connections belong to the event loop that opened them: a read from
+    another loop (a test client without a lifespan runs one per request) drops them and opens
+    its own."""
 
     def __init__(self, engine: Engine, size: int) -> None:
-        self._dialect = engine.dialect
-        self._connect_args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
+        # Compiled for asyncpg's `$1` parameters and its own types; connected with the
+        # database URL's libpq settings.
+        self._dialect = engine.url.set(drivername="postgresql+asyncpg").get_dialect()()
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
         self._loop: asyncio.AbstractEventLoop | None = None
         # Each of the `size` places holds a kept connection, or None until one is opened there:
         # a read waits for a place, so a connection dropped frees its place for the next read.
-        self._places: asyncio.Queue[psycopg.AsyncConnection[Any] | None] = asyncio.Queue()
+        self._idle: list[asyncpg.Connection | None] = []
+        self._waiting: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
 
     async def first(self, statement: AnySelect, params: Mapping[str, Any]) -> Row | None:
         rows = await self.all(statement, params)
@@ -354,18 +363,19 @@ class PooledAsyncReader:
         for attempt in range(2):
             try:
                 connection, kept = await self._take()
-            except psycopg.Error as exc:
-                raise _driver_error(self._dialect, sql, arguments, exc, True) from exc
+            except _ASYNCPG_ERRORS as exc:
+                raise _asyncpg_error(sql, arguments, exc, disconnected=True) from exc
             try:
-                async with connection.cursor(binary=True) as cursor:
-                    await cursor.execute(sql, arguments, **prepared.execute_options)
-                    fetched = await cursor.fetchall()
-            except psycopg.Error as exc:
-                broken = connection.broken
+                if prepared.plan_with_values:
+                    fetched = await (await connection.prepare(sql)).fetch(*arguments)
+                else:
+                    fetched = await connection.fetch(sql, *arguments)
+            except _ASYNCPG_ERRORS as exc:
+                broken = connection.is_closed()
                 self._put_back(connection, usable=not broken)
                 if broken and kept and attempt == 0:
                     continue
-                raise _driver_error(self._dialect, sql, arguments, exc, broken) from exc
+                raise _asyncpg_error(sql, arguments, exc, disconnected=broken) from exc
             except BaseException:
                 # Cancelled mid-read (the client went away): what the connection holds is unknown.
                 self._put_back(connection, usable=False)
@@ -374,36 +384,74 @@ class PooledAsyncReader:
             return prepared.rows(fetched)
         raise AssertionError("unreachable: a second attempt returns or raises")
 
-    async def _take(self) -> tuple[psycopg.AsyncConnection[Any], bool]:
-        """A connection, and whether it was kept from an earlier read."""
+    async def _take(self) -> tuple[asyncpg.Connection, bool]:
+        """A connection, and whether it was kept from an earlier read. Reads are served in the
+        order they asked: a place freed goes to the read that has waited longest, never to one
+        asking just then (an `asyncio.Queue` lets such a read take it, and a waiting read woken
+        for it queues again at the back: under load some waited 350 ms)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._close_kept()
-            self._loop, self._places = loop, asyncio.Queue()
-            for _ in range(self._size):
-                self._places.put_nowait(None)
-        kept = await self._places.get()
-        if kept is not None:
-            return kept, True
+            self._loop, self._idle, self._waiting = loop, [None] * self._size, deque()
+        if self._idle:
+            place = self._idle.pop()
+        else:
+            turn: asyncio.Future[asyncpg.Connection | None] = loop.create_future()
+            self._waiting.append(turn)
+            try:
+                place = await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._give(turn.result())  # handed over as the read was cancelled
+                raise
+        if place is not None:
+            return place, True
         try:
-            connection = await psycopg.AsyncConnection.connect(
-                *self._connect_args, **self._connect_kwargs, autocommit=True
-            )
+            connection = await asyncpg.connect(self._dsn)
         except BaseException:
-            self._places.put_nowait(None)
+            self._give(None)
             raise
         return connection, False
 
-    def _put_back(self, connection: psycopg.AsyncConnection[Any], *, usable: bool) -> None:
+    def _give(self, place: asyncpg.Connection | None) -> None:
+        """Hands a place to the read that has waited longest, or leaves it idle."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # a waiting read cancelled has left
+                turn.set_result(place)
+                return
+        self._idle.append(place)
+
+    def _put_back(self, connection: asyncpg.Connection, *, usable: bool) -> None:
         if not usable:
-            connection.pgconn.finish()
-        self._places.put_nowait(connection if usable else None)
+            connection.terminate()
+        self._give(connection if usable else None)
 
     def _close_kept(self) -> None:
-        while not self._places.empty():
-            if (connection := self._places.get_nowait()) is not None:
-                connection.pgconn.finish()
+        # A closed loop can end nothing: its connections close as they are collected, as
+        # asyncpg's own do.
+        if self._loop is not None and not self._loop.is_closed():
+            for connection in self._idle:
+                if connection is not None:
+                    connection.terminate()
+        self._idle = []
 
     async def close(self) -> None:
         self._close_kept()
         self._loop = None
+
+
+# What asyncpg raises for a server's error, a connection it lost and one it could not open.
+_ASYNCPG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+def _asyncpg_error(sql: str, arguments: Any, error: Exception, *, disconnected: bool) -> DBAPIError:
+    """asyncpg's error as SQLAlchemy raises psycopg's: a connection lost or refused is an
+    `OperationalError` (a dead server is the same 503 on every read), a value the server refuses
+    (text holding U+0000, say) or asyncpg cannot send a `DataError` (the caller's to fix)."""
+    if disconnected:
+        return OperationalError(sql, arguments, error, connection_invalidated=True)
+    # asyncpg's own `DataError` for what it cannot encode is a `ValueError` too.
+    if isinstance(error, asyncpg.DataError | ValueError):
+        return DataError(sql, arguments, error)
+    return DBAPIError(sql, arguments, error)

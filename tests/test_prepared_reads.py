@@ -15,14 +15,17 @@ from sqlalchemy import (
     Engine,
     Integer,
     LargeBinary,
+    String,
     bindparam,
+    column,
     create_engine,
     func,
     literal,
+    table,
     text,
 )
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlmodel import Session, col
 
 from src.db import UTCDateTime, utcnow
@@ -295,6 +298,56 @@ class TestAwaitedReads:
         ended, new = asyncio.run(ended_then_read())
         assert new != ended
 
+    def test_a_waiting_read_goes_before_one_asking_as_a_connection_is_freed(
+        self, engine: Engine
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
+        one = PooledAsyncReader(engine, size=1)
+
+        async def served_in_turn() -> list[str]:
+            served: list[str] = []
+
+            async def two_reads() -> None:
+                # As a page's statements: the second asks in the turn the first frees its place.
+                await one.first(sleeping_pid(0.2), {})
+                served.append("first")
+                await one.first(BACKEND_PID, {})
+                served.append("second")
+
+            async def waiting() -> None:
+                await one.first(BACKEND_PID, {})
+                served.append("waiting")
+
+            reading = asyncio.create_task(two_reads())
+            await asyncio.sleep(0.1)
+            await asyncio.gather(reading, waiting())
+            return served
+
+        try:
+            assert asyncio.run(served_in_turn()) == ["first", "waiting", "second"]
+        finally:
+            asyncio.run(one.close())
+
+    def test_a_statement_planned_with_its_values_is_never_planned_for_any_values(
+        self, pooled: PooledAsyncReader
+    ) -> None:
+        """The statement reports the plans PostgreSQL made for it so far, this execution's
+        included; planned for any values, a statement run often gets a generic plan."""
+        plans_of_itself = sa_select(
+            column("generic_plans"), column("custom_plans")
+        ).select_from(table("pg_prepared_statements")).where(
+            column("statement") == func.current_query(), bindparam("one", type_=Integer) == 1
+        )  # fmt: skip
+        planned = plans_of_itself.execution_options(**{PLAN_WITH_VALUES: True})
+
+        async def plans(statement: Any) -> list[Row | None]:
+            return [await pooled.first(statement, {"one": 1}) for _ in range(8)]
+
+        assert asyncio.run(plans(planned)) == [(0, 1)] * 8
+        generic, _ = asyncio.run(plans(plans_of_itself))[-1] or (0, 0)
+        assert generic > 0
+
     def test_a_read_cancelled_midway_drops_its_connection_and_a_waiting_read_opens_another(
         self, engine: Engine
     ) -> None:
@@ -337,6 +390,17 @@ class TestAwaitedReads:
         with pytest.raises(DBAPIError) as raised:
             awaited_first(pooled, sa_select(func.no_such_function()), {})
         assert not raised.value.connection_invalidated
+
+    @pytest.mark.parametrize(
+        ("value", "type_"),
+        [("text holding \x00", String()), (2**40, Integer())],
+        ids=["refused by the server", "refused by the driver"],
+    )
+    def test_a_value_refused_is_a_sqlalchemy_data_error(
+        self, pooled: PooledAsyncReader, value: object, type_: Any
+    ) -> None:
+        with pytest.raises(DataError):
+            awaited_first(pooled, sa_select(bindparam("value", type_=type_)), {"value": value})
 
     def test_an_unreachable_server_is_a_sqlalchemy_operational_error(self, engine: Engine) -> None:
         if engine.dialect.name != "postgresql":
