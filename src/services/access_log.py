@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Engine, insert
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
+from src.db import copy_rows
 from src.models import AccessLogEntry
 from src.services.access import Principal, disclosure_values
 
 logger = logging.getLogger(__name__)
+
+ACCESS_LOG = SQLModel.metadata.tables[str(AccessLogEntry.__tablename__)]
+# The columns of an entry, as `disclosure_values` gives them (the id is the table's own).
+LOGGED = ("factory_id", "org_id", "client_id", "resource", "resource_id", "created_at")
 
 
 class AccessLog:
@@ -67,16 +73,17 @@ class AccessLog:
             raise
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        statement = insert(AccessLogEntry)
-        if self._engine.dialect.name == "sqlite":
+        with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # The flushing thread holds the GIL while it converts rows: under summary load
+                # an executemany of INSERTs took an eighth of the worker's time.
+                copy_rows(connection, ACCESS_LOG, LOGGED, map(itemgetter(*LOGGED), rows))
+                return
             # sqlite3 steps an executemany once per row, each step handing the GIL to the event
             # loop and back: under summary load, a context switch for most summaries served.
             # RETURNING makes SQLAlchemy send multi-row INSERTs of 1,000 rows instead
-            # ("insertmanyvalues"). psycopg pipelines an executemany without that cost, and
-            # would spend twice the CPU converting INSERTs of 6,000 parameters.
-            statement = statement.returning(col(AccessLogEntry.id))
-        with self._engine.begin() as connection:
-            connection.execute(statement, rows)
+            # ("insertmanyvalues").
+            connection.execute(insert(AccessLogEntry).returning(col(AccessLogEntry.id)), rows)
 
     def close(self) -> None:
         """Stops the background thread and writes what is left."""

@@ -15,14 +15,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import pydantic
 from pydantic import ValidationError
 from sqlalchemy import func, insert, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from src.db import utcnow
+from src.db import copy_rows, utcnow
 from src.ids import new_id
 from src.models import Assessment, Factory, Finding, Question
 from src.models.assessments import AssessmentCreate, AssessmentStatus
@@ -43,7 +42,6 @@ FindingRow = tuple[str, int, bool, str | None]
 FINDING_COLUMNS = ("assessment_id", "question_id", "compliant", "note")
 ASSESSMENTS = SQLModel.metadata.tables[str(Assessment.__tablename__)]
 FINDINGS = SQLModel.metadata.tables[str(Finding.__tablename__)]
-COPY_FINDINGS = f"COPY {FINDINGS.name} ({', '.join(FINDING_COLUMNS)}) FROM STDIN"
 INSERT_FINDINGS = f"INSERT INTO {FINDINGS.name} ({', '.join(FINDING_COLUMNS)}) VALUES (?, ?, ?, ?)"
 
 
@@ -364,11 +362,7 @@ class _Importer:
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql(INSERT_FINDINGS, findings)
             return
-        driver = connection.connection.driver_connection
-        assert isinstance(driver, psycopg.Connection)
-        with driver.cursor() as cursor, cursor.copy(COPY_FINDINGS) as copy:
-            for row in findings:
-                copy.write_row(row)
+        copy_rows(connection, FINDINGS, FINDING_COLUMNS, findings)
 
     def _fail(self, ready: _Ready, where: str, message: str) -> None:
         self.seen.pop(ready.key, None)
