@@ -68,6 +68,34 @@ def copy_rows(
             copy.write_row(row)
 
 
+# Rows per multi-row INSERT on SQLite: 1,000 rows of a few columns stay far under its limit of
+# 32,766 parameters a statement.
+SQLITE_ROWS_PER_INSERT = 1000
+
+
+def insert_rows(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Inserts rows on SQLite by multi-row INSERTs, each value converted as its column's type
+    converts it. sqlite3's executemany steps once per row, handing the GIL to the event loop and
+    back each time; SQLAlchemy batches rows only for a statement with RETURNING, whose rows it
+    then fetches."""
+    dialect = connection.dialect
+    converts = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
+    row_marks = f"({', '.join('?' * len(columns))})"
+    into = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+        batch = rows[start : start + SQLITE_ROWS_PER_INSERT]
+        values = tuple(
+            convert(value) if convert else value
+            for row in batch
+            for convert, value in zip(converts, row, strict=True)
+        )
+        connection.exec_driver_sql(into + ", ".join([row_marks] * len(batch)), values)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
