@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=64, ge=1, le=1024)
     webhook_lease_seconds: int = Field(default=60, ge=5)
     access_log_flush_seconds: float = Field(default=1.0, ge=0, le=60)
-    read_connections: int = Field(default=4, ge=1, le=64)
+    # Six measured best for a worker under 16 concurrent reads (docs/benchmarks.md).
+    read_connections: int = Field(default=6, ge=1, le=64)
     opentelemetry: bool = False
 
     @field_validator("database_url")
