@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from src.db import copy_rows, utcnow
+from src.db import copy_rows, insert_rows, utcnow
 from src.ids import new_id
 from src.models import Assessment, Factory, Finding, Question
 from src.models.assessments import AssessmentCreate, AssessmentStatus
@@ -42,7 +42,6 @@ FindingRow = tuple[str, int, bool, str | None]
 FINDING_COLUMNS = ("assessment_id", "question_id", "compliant", "note")
 ASSESSMENTS = SQLModel.metadata.tables[str(Assessment.__tablename__)]
 FINDINGS = SQLModel.metadata.tables[str(Finding.__tablename__)]
-INSERT_FINDINGS = f"INSERT INTO {FINDINGS.name} ({', '.join(FINDING_COLUMNS)}) VALUES (?, ?, ?, ?)"
 
 
 class AssessmentLine(AssessmentCreate):
@@ -355,12 +354,12 @@ class _Importer:
     def _insert(self, drafts: list[_Ready]) -> None:
         """Core statements, not the ORM's bulk insert (which splits the rows into one statement
         per run of rows with the same null columns). The findings go in as the driver takes them
-        fastest: PostgreSQL by COPY, SQLite by one executemany of plain tuples."""
+        fastest: PostgreSQL by COPY, SQLite by multi-row INSERTs."""
         self.session.execute(insert(ASSESSMENTS), [ready.assessment for ready in drafts])
         findings = [row for ready in drafts for row in ready.findings]
         connection = self.session.connection()
         if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql(INSERT_FINDINGS, findings)
+            insert_rows(connection, FINDINGS, FINDING_COLUMNS, findings)
             return
         copy_rows(connection, FINDINGS, FINDING_COLUMNS, findings)
 
