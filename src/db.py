@@ -1,4 +1,4 @@
-"""Database engine, session factory and the column types every table shares."""
+"""Database engine, session factory, the column types every table shares, and bulk writes."""
 
 from __future__ import annotations
 

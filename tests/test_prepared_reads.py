@@ -224,13 +224,23 @@ def awaited_first(reader: AwaitedReader, statement: Any, values: dict[str, Any])
     return asyncio.run(reader.first(statement, values))
 
 
-@pytest.fixture
-def pooled(engine: Engine) -> Iterator[PooledAsyncReader]:
+def _pool(engine: Engine, size: int) -> Iterator[PooledAsyncReader]:
     if engine.dialect.name != "postgresql":
         pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
-    reader = PooledAsyncReader(engine, size=2)
+    reader = PooledAsyncReader(engine, size=size)
     yield reader
     asyncio.run(reader.close())
+
+
+@pytest.fixture
+def pooled(engine: Engine) -> Iterator[PooledAsyncReader]:
+    yield from _pool(engine, size=2)
+
+
+@pytest.fixture
+def one(engine: Engine) -> Iterator[PooledAsyncReader]:
+    """A pool of one connection."""
+    yield from _pool(engine, size=1)
 
 
 BACKEND_PID = sa_select(func.pg_backend_pid())
@@ -299,11 +309,8 @@ class TestAwaitedReads:
         assert new != ended
 
     def test_a_waiting_read_goes_before_one_asking_as_a_connection_is_freed(
-        self, engine: Engine
+        self, one: PooledAsyncReader
     ) -> None:
-        if engine.dialect.name != "postgresql":
-            pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
-        one = PooledAsyncReader(engine, size=1)
 
         async def served_in_turn() -> list[str]:
             served: list[str] = []
@@ -324,10 +331,7 @@ class TestAwaitedReads:
             await asyncio.gather(reading, waiting())
             return served
 
-        try:
-            assert asyncio.run(served_in_turn()) == ["first", "waiting", "second"]
-        finally:
-            asyncio.run(one.close())
+        assert asyncio.run(served_in_turn()) == ["first", "waiting", "second"]
 
     def test_a_statement_planned_with_its_values_is_never_planned_for_any_values(
         self, pooled: PooledAsyncReader
@@ -349,11 +353,8 @@ class TestAwaitedReads:
         assert generic > 0
 
     def test_a_read_cancelled_midway_drops_its_connection_and_a_waiting_read_opens_another(
-        self, engine: Engine
+        self, one: PooledAsyncReader
     ) -> None:
-        if engine.dialect.name != "postgresql":
-            pytest.skip("the awaited reads have a pool of their own on PostgreSQL only")
-        one = PooledAsyncReader(engine, size=1)
 
         async def cancel_a_read() -> tuple[int, int]:
             before = await one.first(BACKEND_PID, {})
@@ -369,10 +370,7 @@ class TestAwaitedReads:
             assert after is not None
             return before[0], after[0]
 
-        try:
-            before, after = asyncio.run(cancel_a_read())
-        finally:
-            asyncio.run(one.close())
+        before, after = asyncio.run(cancel_a_read())
         assert after != before
 
     def test_a_read_from_another_event_loop_opens_connections_of_its_own(
