@@ -92,7 +92,11 @@ async def list_factories(request: Request) -> Response:
     page = await read_awaited(
         request.app.state.awaited_reader,
         service.factory_page(
-            principal=principal, filters=filters, cursor=query.cursor, limit=query.limit
+            principal=principal,
+            filters=filters,
+            cursor=query.cursor,
+            limit=query.limit,
+            lateral=request.app.state.engine.dialect.name == "postgresql",
         ),
     )
     return Response(encoded_page(page), media_type=JSON, headers=link_header(request, page))

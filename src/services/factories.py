@@ -23,6 +23,7 @@ from sqlalchemy import (
     exists,
     func,
     or_,
+    true,
     union_all,
 )
 from sqlalchemy import select as sa_select
@@ -177,6 +178,44 @@ def _after(updated_at: Any, factory_id: Any) -> ColumnElement[bool]:
     )
 
 
+def _chain_walk(
+    shape: Visibility, filters: frozenset[str], *, after: bool, chain_id: Any, merged_by: Any
+) -> Any:
+    """The first `limit` rows of one chain's walk in page order, through
+    `ix_supply_chain_links_page`, with the columns rows from several chains are merged by."""
+    link = SupplyChainLink
+    walk = (
+        sa_select(*_COLUMNS, col(link.code_json), *merged_by)
+        .join(Factory, col(Factory.id) == col(link.factory_id))
+        .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
+        .where(
+            col(link.supply_chain_id) == chain_id,
+            active_on(link.starts_on, link.ends_on, VISIBLE_ON),  # type: ignore[arg-type]
+            CLIENT_STANDS,
+            col(link.factory_updated_at) <= bindparam("snapshot"),
+            *(_FILTERS[name][0](shape) for name in sorted(filters)),
+        )
+        .order_by(col(link.factory_updated_at), col(link.factory_id))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if after:
+        walk = walk.where(_after(col(link.factory_updated_at), col(link.factory_id)))
+    return walk
+
+
+# Selected from each chain's walk only to merge by: converting them for every row costs a tenth
+# of a page on SQLite.
+_MERGED_BY = (col(SupplyChainLink.factory_updated_at), col(SupplyChainLink.supply_chain_id))
+
+
+def _merged_in_page_order(walked: Any) -> Any:
+    """The rows of several chains' walks (`walked`, ending with `_MERGED_BY`), without those
+    columns, in page order: a factory in two chains comes once from each, one after the other."""
+    return sa_select(*list(walked.c)[: -len(_MERGED_BY)]).order_by(
+        walked.c.factory_updated_at, walked.c.id, walked.c.supply_chain_id
+    )
+
+
 @cache
 def _chains_walk_statement(
     shape: Visibility, filters: frozenset[str], *, after: bool, chains: int
@@ -187,35 +226,32 @@ def _chains_walk_statement(
     programme's factories checked ~4 for each one listed. With several chains each gives its
     first `limit` rows and the database merges them; a factory in two chains comes once from
     each, with that chain's supplier code, one after the other (`_merged`)."""
-    link = SupplyChainLink
-    # Selected only to merge by: converting it for every row costs a tenth of a page on SQLite.
-    merged_by = (col(link.factory_updated_at), col(link.supply_chain_id)) if chains > 1 else ()
-    arms = []
-    for number in range(chains):
-        arm = (
-            sa_select(*_COLUMNS, col(link.code_json), *merged_by)
-            .join(Factory, col(Factory.id) == col(link.factory_id))
-            .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-            .where(
-                col(link.supply_chain_id) == bindparam(f"chain_{number}"),
-                col(link.supply_chain_id).in_(visible_chain_ids_bound(shape)),
-                active_on(link.starts_on, link.ends_on, VISIBLE_ON),  # type: ignore[arg-type]
-                CLIENT_STANDS,
-                col(link.factory_updated_at) <= bindparam("snapshot"),
-                *(_FILTERS[name][0](shape) for name in sorted(filters)),
-            )
-            .order_by(col(link.factory_updated_at), col(link.factory_id))
-            .limit(bindparam("limit", type_=Integer))
-        )
-        if after:
-            arm = arm.where(_after(col(link.factory_updated_at), col(link.factory_id)))
-        arms.append(arm)
+    visible = col(SupplyChainLink.supply_chain_id).in_(visible_chain_ids_bound(shape))
+    arms = [
+        _chain_walk(
+            shape,
+            filters,
+            after=after,
+            chain_id=bindparam(f"chain_{number}"),
+            merged_by=_MERGED_BY if chains > 1 else (),
+        ).where(visible)
+        for number in range(chains)
+    ]
     if chains == 1:
         return arms[0]
-    merged = union_all(*(arm.subquery().select() for arm in arms)).subquery()
-    return sa_select(*list(merged.c)[: -len(merged_by)]).order_by(
-        merged.c.factory_updated_at, merged.c.id, merged.c.supply_chain_id
-    )
+    return _merged_in_page_order(union_all(*(arm.subquery().select() for arm in arms)).subquery())
+
+
+@cache
+def _lateral_walk_statement(shape: Visibility, filters: frozenset[str], *, after: bool) -> Any:
+    """PostgreSQL: `_chains_walk_statement` over every chain the caller sees, found by the same
+    statement, each chain walked by a `LATERAL` subquery: one round trip where finding the
+    chains first took two. SQLite has no `LATERAL`."""
+    chains = visible_chain_ids_bound(shape).subquery()
+    walked = _chain_walk(
+        shape, filters, after=after, chain_id=chains.c.id, merged_by=_MERGED_BY
+    ).lateral()
+    return _merged_in_page_order(walked).select_from(chains).join(walked, true())
 
 
 @cache
@@ -350,8 +386,41 @@ def _chains_to_walk(
     return sorted({chain_id for chain_id in named if only in (None, chain_id)})
 
 
+def _walk_chains(
+    principal: Principal,
+    shape: Visibility,
+    filter_params: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    after: bool,
+    lateral: bool,
+    limit: int,
+) -> Reads[tuple[list[Any], SupplierCodes] | None]:
+    """The page's rows and codes walked through the caller's chains' links; none past
+    `WALKED_CHAINS_AT_MOST` chains, which the walk over every factory serves."""
+    names = frozenset(filter_params)
+    if lateral and principal.all_supply_chains and "supply_chain" not in filter_params:
+        return _merged((yield _lateral_walk_statement(shape, names, after=after), params))
+    chains = yield from _chains_to_walk(principal, shape, filter_params, params)
+    if len(chains) > WALKED_CHAINS_AT_MOST:
+        return None
+    walked = _chains_walk_statement(
+        shape, names - {"supply_chain"}, after=after, chains=len(chains)
+    )
+    chain_params = {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
+    rows, codes = _merged((yield walked, params | chain_params) if chains else [])
+    if "supply_chain" in filter_params:  # its rows hold only that chain's codes
+        codes = yield from _codes(principal, rows[:limit])
+    return rows, codes
+
+
 def factory_page(
-    *, principal: Principal, filters: FactoryFilters, cursor: str | None, limit: int
+    *,
+    principal: Principal,
+    filters: FactoryFilters,
+    cursor: str | None,
+    limit: int,
+    lateral: bool,
 ) -> Reads[Page[EncodedFactory]]:
     """One page ordered by (`updated_at`, `id`); like `paginate` with a snapshot column: the first
     page fixes the moment the walk started and later pages skip rows changed after it.
@@ -359,8 +428,9 @@ def factory_page(
     Three plans, the same pages: the programme walks every factory in page order; a caller
     seeing few factories has them read through its links and sorted (`_sees_few`); any other
     walks its chains' links in page order (`_chains_walk_statement`): those its token names,
-    or for a token naming none, those a first statement finds; past `WALKED_CHAINS_AT_MOST`
-    chains it walks every factory as the programme does, checking each.
+    or for a token naming none, those a first statement finds (with `lateral`, on PostgreSQL,
+    the same statement: `_lateral_walk_statement`); past `WALKED_CHAINS_AT_MOST` chains it walks
+    every factory as the programme does, checking each.
 
     Each plan's statement also checks the caller's client (`CLIENT_STANDS`), so the route need
     not: only an empty page asks whether the client was revoked. The reads are run by the
@@ -377,20 +447,16 @@ def factory_page(
     shape = visibility_of(principal)
     names, after = frozenset(filter_params), bool(cursor)
     few = not shape.admin and (yield from _sees_few(principal, shape, filter_params, limit))
-    chains = None
+    walked = None
     if not (shape.admin or few):
-        chains = yield from _chains_to_walk(principal, shape, filter_params, params)
-    if chains is None or len(chains) > WALKED_CHAINS_AT_MOST:
+        walked = yield from _walk_chains(
+            principal, shape, filter_params, params, after=after, lateral=lateral, limit=limit
+        )
+    if walked is None:
         rows = yield _statement(shape, names, page=True, after=after, few=few), params
         codes = yield from _codes(principal, rows[:limit])
     else:
-        params |= {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
-        walked = _chains_walk_statement(
-            shape, names - {"supply_chain"}, after=after, chains=len(chains)
-        )
-        rows, codes = _merged((yield walked, params) if chains else [])
-        if "supply_chain" in filter_params:  # its rows hold only that chain's codes
-            codes = yield from _codes(principal, rows[:limit])
+        rows, codes = walked
     if not rows:
         yield from standing_client(principal.client_id)
     next_cursor = None
@@ -412,7 +478,13 @@ def list_factories(
 ) -> Page[FactoryRead]:
     page = read_with(
         Reader.of_session(session),
-        factory_page(principal=principal, filters=filters, cursor=cursor, limit=limit),
+        factory_page(
+            principal=principal,
+            filters=filters,
+            cursor=cursor,
+            limit=limit,
+            lateral=session.get_bind().dialect.name == "postgresql",
+        ),
     )
     return Page(
         items=[FactoryRead.model_validate_json(item) for item in page.items],

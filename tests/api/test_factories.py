@@ -505,7 +505,9 @@ class TestNoQueryPerRow:
     def test_a_page_of_10_and_a_page_of_500_cost_the_same_statements(
         self, client: TestClient, session: Session, engine: Engine
     ) -> None:
-        buyer, _ = buyer_linking(session, 500)
+        # More than a page of 500 to come: both pages walk the caller's chains (a caller seeing
+        # at most a page has its links read, in statements of their own number).
+        buyer, _ = buyer_linking(session, 600)
         credentials: NewClient = make_client(session, buyer)
         session.commit()
         headers = bearer(client, credentials)
