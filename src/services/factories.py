@@ -209,10 +209,17 @@ _MERGED_BY = (col(SupplyChainLink.factory_updated_at), col(SupplyChainLink.suppl
 
 
 def _merged_in_page_order(walked: Any) -> Any:
-    """The rows of several chains' walks (`walked`, ending with `_MERGED_BY`), without those
-    columns, in page order: a factory in two chains comes once from each, one after the other."""
-    return sa_select(*list(walked.c)[: -len(_MERGED_BY)]).order_by(
-        walked.c.factory_updated_at, walked.c.id, walked.c.supply_chain_id
+    """The rows of several chains' walks (`walked`, ending with `_MERGED_BY`) for the first
+    `limit` factories, without those columns, in page order: a factory in two chains comes once
+    from each, one after the other. Each chain gives its first `limit` rows, so a caller reading
+    many chains would otherwise be sent `limit` rows a chain; a factory among the first `limit`
+    overall is among the first `limit` of each chain it is in, so its every row is kept."""
+    place = func.dense_rank().over(order_by=(walked.c.factory_updated_at, walked.c.id))
+    ranked = sa_select(walked, place.label("place")).subquery()
+    return (
+        sa_select(*list(ranked.c)[: -len(_MERGED_BY) - 1])
+        .where(ranked.c.place <= bindparam("limit", type_=Integer))
+        .order_by(ranked.c.factory_updated_at, ranked.c.id, ranked.c.supply_chain_id)
     )
 
 
@@ -251,7 +258,8 @@ def _lateral_walk_statement(shape: Visibility, filters: frozenset[str], *, after
     walked = _chain_walk(
         shape, filters, after=after, chain_id=chains.c.id, merged_by=_MERGED_BY
     ).lateral()
-    return _merged_in_page_order(walked).select_from(chains).join(walked, true())
+    walks = sa_select(walked).select_from(chains).join(walked, true())
+    return _merged_in_page_order(walks.subquery())
 
 
 @cache

@@ -5,6 +5,7 @@ chains' links in page order. Each answers the same pages."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -109,6 +110,19 @@ def walk(
     """Every factory id the caller's pages list, in order, and the plan that served them."""
     items, plan = listed(session, engine, who, limit, filters)
     return [item["id"] for item in items], plan
+
+
+class RowCountingReader(Reader):
+    """A session's reader that keeps how many rows each statement sent back."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rows_sent: list[int] = []
+
+    def all(self, statement: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        rows = super().all(statement, params)
+        self.rows_sent.append(len(rows))
+        return rows
 
 
 def page_order(factory: Factory) -> tuple[dt.datetime, str]:
@@ -237,6 +251,32 @@ class TestPlans:
         ]
         in_two = next(item for item in walked if item["id"] == factories[0].id)
         assert len(in_two["supplier_codes"]) == 2
+
+    def test_a_walk_of_several_chains_sends_only_the_rows_of_the_page(
+        self, session: Session, engine: Engine
+    ) -> None:
+        # Each chain's walk gives its first `limit + 1` links; of those the database sends only
+        # the rows of the page's `limit + 1` factories, whatever the number of chains.
+        buyer = make_buyer(session)
+        chains = [make_supply_chain(session, buyer) for _ in range(WALKED_CHAINS_AT_MOST)]
+        factories = [make_factory(session) for _ in range(3 * len(chains))]
+        for number, factory in enumerate(factories):
+            link(session, chains[number % len(chains)], factory)
+        link(session, chains[1], factories[0])  # in two chains
+        first = sorted(factories, key=page_order)[:3]
+        for who in (
+            caller(session, buyer, tuple(chain.id for chain in chains)),
+            caller(session, buyer),
+        ):
+            reader = RowCountingReader.of_session(session)
+            reads = factory_page(
+                principal=who, filters=FactoryFilters(), cursor=None, limit=2,
+                lateral=engine.dialect.name == "postgresql",
+            )  # fmt: skip
+            page = read_with(reader, reads)
+            assert [orjson.loads(item)["id"] for item in page.items] == [f.id for f in first[:2]]
+            links_of_first = len(first) + (factories[0] in first)
+            assert reader.rows_sent[-1] == links_of_first
 
     def test_a_factory_written_after_its_link_moves_in_its_chain_walk(
         self, session: Session, engine: Engine
