@@ -96,7 +96,7 @@ async def list_factories(request: Request) -> Response:
             filters=filters,
             cursor=query.cursor,
             limit=query.limit,
-            lateral=request.app.state.engine.dialect.name == "postgresql",
+            postgresql=request.app.state.engine.dialect.name == "postgresql",
         ),
     )
     return Response(encoded_page(page), media_type=JSON, headers=link_header(request, page))

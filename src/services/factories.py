@@ -179,16 +179,25 @@ def _after(updated_at: Any, factory_id: Any) -> ColumnElement[bool]:
 
 
 def _chain_walk(
-    shape: Visibility, filters: frozenset[str], *, after: bool, chain_id: Any, merged_by: Any
+    shape: Visibility,
+    filters: frozenset[str],
+    *,
+    after: bool,
+    chain_id: Any,
+    selected: tuple[Any, ...],
 ) -> Any:
     """The first `limit` rows of one chain's walk in page order, through
-    `ix_supply_chain_links_page`, with the columns rows from several chains are merged by."""
+    `ix_supply_chain_links_page`, of the `selected` columns. A walk of the links alone
+    (`_LINK_COLUMNS`) joins their factories only where its filters read them."""
     link = SupplyChainLink
+    walk = sa_select(*selected)
+    if filters or selected is not _LINK_COLUMNS:
+        walk = walk.select_from(link).join(Factory, col(Factory.id) == col(link.factory_id))
+        walk = walk.outerjoin(
+            ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id)
+        )
     walk = (
-        sa_select(*_COLUMNS, col(link.code_json), *merged_by)
-        .join(Factory, col(Factory.id) == col(link.factory_id))
-        .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-        .where(
+        walk.where(
             col(link.supply_chain_id) == chain_id,
             active_on(link.starts_on, link.ends_on, VISIBLE_ON),  # type: ignore[arg-type]
             CLIENT_STANDS,
@@ -203,50 +212,67 @@ def _chain_walk(
     return walk
 
 
+_PAGE_ROW = (*_COLUMNS, col(SupplyChainLink.code_json))
 # Selected from each chain's walk only to merge by: converting them for every row costs a tenth
 # of a page on SQLite.
 _MERGED_BY = (col(SupplyChainLink.factory_updated_at), col(SupplyChainLink.supply_chain_id))
+_LINK_COLUMNS = (col(SupplyChainLink.factory_id), col(SupplyChainLink.code_json), *_MERGED_BY)
 
 
 def _merged_in_page_order(walked: Any) -> Any:
-    """The rows of several chains' walks (`walked`, ending with `_MERGED_BY`) for the first
-    `limit` factories, without those columns, in page order: a factory in two chains comes once
-    from each, one after the other. Each chain gives its first `limit` rows, so a caller reading
-    many chains would otherwise be sent `limit` rows a chain; a factory among the first `limit`
-    overall is among the first `limit` of each chain it is in, so its every row is kept."""
-    place = func.dense_rank().over(order_by=(walked.c.factory_updated_at, walked.c.id))
+    """SQLite: every row of several chains' walks (`walked`, of `_PAGE_ROW` and `_MERGED_BY`),
+    in page order: a factory in two chains comes once from each, one after the other. At most
+    `WALKED_CHAINS_AT_MOST` walks of `limit` rows each; ranking them to send fewer (as
+    `_ranked_in_page_order` does) costs SQLite more than sending them."""
+    return sa_select(*list(walked.c)[: -len(_MERGED_BY)]).order_by(
+        walked.c.factory_updated_at, walked.c.id, walked.c.supply_chain_id
+    )
+
+
+def _ranked_in_page_order(walked: Any) -> Any:
+    """PostgreSQL: the page's rows from several chains' walks of links (`walked`, of
+    `_LINK_COLUMNS`), for the first `limit` factories in page order, each link joined to its
+    factory. A factory among the first `limit` overall is among the first `limit` of each chain
+    it is in, so its every code is kept; only those rows are joined and sent, however many
+    chains gave `limit` links each (a caller may read hundreds)."""
+    place = func.dense_rank().over(order_by=(walked.c.factory_updated_at, walked.c.factory_id))
     ranked = sa_select(walked, place.label("place")).subquery()
     return (
-        sa_select(*list(ranked.c)[: -len(_MERGED_BY) - 1])
+        sa_select(*_COLUMNS, ranked.c.code_json)
+        .select_from(ranked)
+        .join(Factory, col(Factory.id) == ranked.c.factory_id)
+        .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
         .where(ranked.c.place <= bindparam("limit", type_=Integer))
-        .order_by(ranked.c.factory_updated_at, ranked.c.id, ranked.c.supply_chain_id)
+        .order_by(ranked.c.factory_updated_at, ranked.c.factory_id, ranked.c.supply_chain_id)
     )
 
 
 @cache
 def _chains_walk_statement(
-    shape: Visibility, filters: frozenset[str], *, after: bool, chains: int
+    shape: Visibility, filters: frozenset[str], *, after: bool, chains: int, postgresql: bool
 ) -> Any:
     """The page read from the chains `chain_0`, `chain_1`... (those of them the caller sees), each
     walked in page order through `ix_supply_chain_links_page`: a chain's links carry their
     factory's `updated_at`, so a walk visits the caller's factories only, where walking the
     programme's factories checked ~4 for each one listed. With several chains each gives its
-    first `limit` rows and the database merges them; a factory in two chains comes once from
-    each, with that chain's supplier code, one after the other (`_merged`)."""
+    first `limit` rows and the database merges them (on PostgreSQL the walks read links alone,
+    and only the page's are joined to their factories: `_ranked_in_page_order`); a factory in
+    two chains comes once from each, with that chain's supplier code, one after the other
+    (`_merged`)."""
     visible = col(SupplyChainLink.supply_chain_id).in_(visible_chain_ids_bound(shape))
+    selected: tuple[Any, ...] = _PAGE_ROW
+    if chains > 1:
+        selected = _LINK_COLUMNS if postgresql else (*_PAGE_ROW, *_MERGED_BY)
     arms = [
         _chain_walk(
-            shape,
-            filters,
-            after=after,
-            chain_id=bindparam(f"chain_{number}"),
-            merged_by=_MERGED_BY if chains > 1 else (),
+            shape, filters, after=after, chain_id=bindparam(f"chain_{number}"), selected=selected
         ).where(visible)
         for number in range(chains)
     ]
     if chains == 1:
         return arms[0]
-    return _merged_in_page_order(union_all(*(arm.subquery().select() for arm in arms)).subquery())
+    merged = union_all(*(arm.subquery().select() for arm in arms)).subquery()
+    return _ranked_in_page_order(merged) if postgresql else _merged_in_page_order(merged)
 
 
 @cache
@@ -256,10 +282,10 @@ def _lateral_walk_statement(shape: Visibility, filters: frozenset[str], *, after
     chains first took two. SQLite has no `LATERAL`."""
     chains = visible_chain_ids_bound(shape).subquery()
     walked = _chain_walk(
-        shape, filters, after=after, chain_id=chains.c.id, merged_by=_MERGED_BY
+        shape, filters, after=after, chain_id=chains.c.id, selected=_LINK_COLUMNS
     ).lateral()
     walks = sa_select(walked).select_from(chains).join(walked, true())
-    return _merged_in_page_order(walks.subquery())
+    return _ranked_in_page_order(walks.subquery())
 
 
 @cache
@@ -401,19 +427,19 @@ def _walk_chains(
     params: dict[str, Any],
     *,
     after: bool,
-    lateral: bool,
+    postgresql: bool,
     limit: int,
 ) -> Reads[tuple[list[Any], SupplierCodes] | None]:
     """The page's rows and codes walked through the caller's chains' links; none past
     `WALKED_CHAINS_AT_MOST` chains, which the walk over every factory serves."""
     names = frozenset(filter_params)
-    if lateral and principal.all_supply_chains and "supply_chain" not in filter_params:
+    if postgresql and principal.all_supply_chains and "supply_chain" not in filter_params:
         return _merged((yield _lateral_walk_statement(shape, names, after=after), params))
     chains = yield from _chains_to_walk(principal, shape, filter_params, params)
     if len(chains) > WALKED_CHAINS_AT_MOST:
         return None
     walked = _chains_walk_statement(
-        shape, names - {"supply_chain"}, after=after, chains=len(chains)
+        shape, names - {"supply_chain"}, after=after, chains=len(chains), postgresql=postgresql
     )
     chain_params = {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
     rows, codes = _merged((yield walked, params | chain_params) if chains else [])
@@ -428,7 +454,7 @@ def factory_page(
     filters: FactoryFilters,
     cursor: str | None,
     limit: int,
-    lateral: bool,
+    postgresql: bool,
 ) -> Reads[Page[EncodedFactory]]:
     """One page ordered by (`updated_at`, `id`); like `paginate` with a snapshot column: the first
     page fixes the moment the walk started and later pages skip rows changed after it.
@@ -436,8 +462,8 @@ def factory_page(
     Three plans, the same pages: the programme walks every factory in page order; a caller
     seeing few factories has them read through its links and sorted (`_sees_few`); any other
     walks its chains' links in page order (`_chains_walk_statement`): those its token names,
-    or for a token naming none, those a first statement finds (with `lateral`, on PostgreSQL,
-    the same statement: `_lateral_walk_statement`); past `WALKED_CHAINS_AT_MOST` chains it walks
+    or for a token naming none, those a first statement finds (on PostgreSQL, the same
+    statement: `_lateral_walk_statement`); past `WALKED_CHAINS_AT_MOST` chains it walks
     every factory as the programme does, checking each.
 
     Each plan's statement also checks the caller's client (`CLIENT_STANDS`), so the route need
@@ -458,7 +484,7 @@ def factory_page(
     walked = None
     if not (shape.admin or few):
         walked = yield from _walk_chains(
-            principal, shape, filter_params, params, after=after, lateral=lateral, limit=limit
+            principal, shape, filter_params, params, after=after, postgresql=postgresql, limit=limit
         )
     if walked is None:
         rows = yield _statement(shape, names, page=True, after=after, few=few), params
@@ -491,7 +517,7 @@ def list_factories(
             filters=filters,
             cursor=cursor,
             limit=limit,
-            lateral=session.get_bind().dialect.name == "postgresql",
+            postgresql=session.get_bind().dialect.name == "postgresql",
         ),
     )
     return Page(

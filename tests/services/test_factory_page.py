@@ -40,7 +40,7 @@ TODAY = dt.date.today()
 PLANS = {
     "lateral": "JOIN LATERAL",
     "links": "factories.id IN (SELECT supply_chain_links.factory_id",
-    "chains": "FROM supply_chain_links JOIN factories",
+    "chains": "ORDER BY supply_chain_links.factory_updated_at",
 }
 
 
@@ -72,19 +72,19 @@ def listed(
     limit: int,
     filters: FactoryFilters = FactoryFilters(),  # noqa: B008 (frozen)
     *,
-    lateral: bool | None = None,
+    postgresql: bool | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Every factory the caller's pages list, in order, and the plan that served them (with
-    `LATERAL` where the database has it, unless told)."""
-    if lateral is None:
-        lateral = engine.dialect.name == "postgresql"
+    PostgreSQL's statements on PostgreSQL, unless told)."""
+    if postgresql is None:
+        postgresql = engine.dialect.name == "postgresql"
     reader = Reader.of_session(session)
     items: list[dict[str, Any]] = []
     cursor = None
     with count_statements(engine) as statements:
         while True:
             reads = factory_page(
-                principal=who, filters=filters, cursor=cursor, limit=limit, lateral=lateral
+                principal=who, filters=filters, cursor=cursor, limit=limit, postgresql=postgresql
             )
             page = read_with(reader, reads)
             items += [orjson.loads(item) for item in page.items]
@@ -206,7 +206,7 @@ class TestPlans:
             assert plan == "links"
             assert plan_when_walking == (chain_walk(engine, who) if expected else "links")
             assert walked == read
-            assert listed(session, engine, who, limit=1, lateral=False)[0] == walked
+            assert listed(session, engine, who, limit=1, postgresql=False)[0] == walked
             assert [item["id"] for item in read] == [
                 factory.id for factory in sorted(expected, key=page_order)
             ]
@@ -240,7 +240,7 @@ class TestPlans:
             link(session, make_supply_chain(session, buyer), factory)
         link(session, make_supply_chain(session, buyer), factories[0])  # in two chains
         who = caller(session, buyer)
-        walked, plan = listed(session, engine, who, limit=2, lateral=False)
+        walked, plan = listed(session, engine, who, limit=2, postgresql=False)
         assert plan == "factories"
         assert walked == listed(session, engine, who, limit=500)[0]
         if engine.dialect.name == "postgresql":
@@ -252,11 +252,12 @@ class TestPlans:
         in_two = next(item for item in walked if item["id"] == factories[0].id)
         assert len(in_two["supplier_codes"]) == 2
 
-    def test_a_walk_of_several_chains_sends_only_the_rows_of_the_page(
+    def test_on_postgresql_a_walk_of_several_chains_sends_only_the_page_rows(
         self, session: Session, engine: Engine
     ) -> None:
-        # Each chain's walk gives its first `limit + 1` links; of those the database sends only
-        # the rows of the page's `limit + 1` factories, whatever the number of chains.
+        # Each chain's walk gives its first `limit + 1` links. PostgreSQL sends only the rows of
+        # the page's `limit + 1` factories, whatever the number of chains; SQLite, which walks
+        # at most `WALKED_CHAINS_AT_MOST` chains, sends every walk's rows.
         buyer = make_buyer(session)
         chains = [make_supply_chain(session, buyer) for _ in range(WALKED_CHAINS_AT_MOST)]
         factories = [make_factory(session) for _ in range(3 * len(chains))]
@@ -264,19 +265,32 @@ class TestPlans:
             link(session, chains[number % len(chains)], factory)
         link(session, chains[1], factories[0])  # in two chains
         first = sorted(factories, key=page_order)[:3]
-        for who in (
-            caller(session, buyer, tuple(chain.id for chain in chains)),
-            caller(session, buyer),
-        ):
+        postgresql = engine.dialect.name == "postgresql"
+        named = caller(session, buyer, tuple(chain.id for chain in chains))
+        for who in (named, caller(session, buyer)):
             reader = RowCountingReader.of_session(session)
             reads = factory_page(
                 principal=who, filters=FactoryFilters(), cursor=None, limit=2,
-                lateral=engine.dialect.name == "postgresql",
+                postgresql=postgresql,
             )  # fmt: skip
             page = read_with(reader, reads)
             assert [orjson.loads(item)["id"] for item in page.items] == [f.id for f in first[:2]]
             links_of_first = len(first) + (factories[0] in first)
-            assert reader.rows_sent[-1] == links_of_first
+            assert reader.rows_sent[-1] == (links_of_first if postgresql else 3 * len(chains))
+
+    def test_a_walk_of_several_chains_lists_what_its_filters_keep(
+        self, session: Session, engine: Engine
+    ) -> None:
+        buyer, _, _, factories = overlapping_chains(session, slice(0, 20), slice(15, 24), of=24)
+        kept = factories[::3]  # 15 and 18 in both chains
+        for factory in kept:
+            update_factory(session, factory_id=factory.id, data=FactoryUpdate(country="VN"))
+        who, filters = caller(session, buyer), FactoryFilters(country="VN")
+        walked, plan = listed(session, engine, who, limit=1, filters=filters)
+        assert plan == chain_walk(engine, who)
+        assert walked == listed(session, engine, who, limit=500, filters=filters)[0]
+        assert [item["id"] for item in walked] == [f.id for f in sorted(kept, key=page_order)]
+        assert [len(item["supplier_codes"]) for item in walked].count(2) == 2
 
     def test_a_factory_written_after_its_link_moves_in_its_chain_walk(
         self, session: Session, engine: Engine
