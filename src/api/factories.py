@@ -48,7 +48,11 @@ class FactoryQuery(BaseModel):
     supplier_code: str | None = Field(default=None, description="Your own vendor id")
     q: str | None = Field(default=None, min_length=2, max_length=100, description="Name or code")
     updated_since: IsoDateTime | None = Field(
-        default=None, description="Only factories changed at or after this time"
+        default=None,
+        description=(
+            "Only factories changed at or after this time: edited, given a new compliance "
+            "summary, or linked or unlinked in a supply chain"
+        ),
     )
     limit: LimitQuery = DEFAULT_LIMIT
     cursor: CursorQuery = None

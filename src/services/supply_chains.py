@@ -216,6 +216,7 @@ def create_link(
     if (refused := flush_refused(session)) is not None:  # linked by another request meanwhile
         clashing = "supplier_code" if "supplier_code" in refused else "factory_id"
         raise _link_conflict(chain_id, factory_id, data.supplier_code, clashing)
+    _linked_or_unlinked(session, factory)
     emit(
         session,
         EventType.supply_chain_factory_linked,
@@ -226,6 +227,14 @@ def create_link(
     return _link_read(link, factory)
 
 
+def _linked_or_unlinked(session: Session, factory: Factory) -> None:
+    """A link changes what its chain's readers see of the factory (whether they see it, its
+    supplier codes): the factory counts as changed, so that a sync by `updated_since` (which
+    compares the factory's `updated_at`) fetches it again."""
+    factory.updated_at = utcnow()
+    session.add(factory)
+
+
 def _link_conflict(chain_id: str, factory_id: str, supplier_code: str, field: str) -> Conflict:
     if field == "factory_id":
         return Conflict(f"Factory {factory_id} is already linked in supply chain {chain_id}.")
@@ -234,7 +243,8 @@ def _link_conflict(chain_id: str, factory_id: str, supplier_code: str, field: st
 
 def delete_link(session: Session, *, principal: Principal, chain_id: str, factory_id: str) -> None:
     chain = get_chain_row(session, principal=principal, chain_id=chain_id)
-    link, _ = _get_link(session, chain.id, factory_id)
+    link, factory = _get_link(session, chain.id, factory_id)
+    _linked_or_unlinked(session, factory)
     # Addressed to the chain's owner only: once unlinked the factory may be invisible to it, and
     # an event tied to the factory would then never reach the one organisation it concerns.
     emit(

@@ -341,6 +341,48 @@ class TestSync:
             next(r["id"] for r in second if r["name"] == "New 2"),
         }
 
+    def test_a_factory_linked_or_unlinked_since_comes_in_the_next_sync(
+        self, client: TestClient, session: Session
+    ) -> None:
+        # Linking changes what the chain's readers see of a factory (whether they see it, its
+        # supplier codes) without editing the factory: the sync must fetch it again.
+        buyer = make_buyer(session)
+        first, second = make_supply_chain(session, buyer), make_supply_chain(session, buyer)
+        linked_before, newly_linked = make_factory(session), make_factory(session)
+        link(session, first, linked_before, supplier_code="F-1")
+        credentials = make_client(session, buyer)
+        session.commit()
+        headers = bearer(client, credentials)
+
+        def synced_since(moment: str) -> dict[str, list[str]]:
+            response = client.get(f"/v1/factories?updated_since={moment}", headers=headers)
+            assert response.status_code == 200
+            return {
+                row["id"]: [code["supplier_code"] for code in row["supplier_codes"]]
+                for row in response.json()["data"]
+            }
+
+        def moment() -> str:
+            return utcnow().isoformat().replace("+00:00", "Z")
+
+        since = moment()
+        assert synced_since(since) == {}
+        for chain, factory, code in [(first, newly_linked, "F-2"), (second, linked_before, "S-1")]:
+            created = client.post(
+                f"/v1/supply-chains/{chain.id}/factories",
+                json={"factory_id": factory.id, "supplier_code": code},
+                headers=headers,
+            )
+            assert created.status_code == 201
+        assert synced_since(since) == {newly_linked.id: ["F-2"], linked_before.id: ["F-1", "S-1"]}
+
+        since = moment()
+        unlinked = client.delete(
+            f"/v1/supply-chains/{first.id}/factories/{linked_before.id}", headers=headers
+        )
+        assert unlinked.status_code == 204
+        assert synced_since(since) == {linked_before.id: ["S-1"]}
+
 
 class TestCsvExport:
     def test_accept_csv_streams_every_visible_factory(
