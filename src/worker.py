@@ -1,5 +1,6 @@
 """The webhook worker: fans new events out, sends due deliveries concurrently over pooled HTTP
-clients, records each attempt, and prunes events older than the retention period.
+clients, records each attempt, and hourly prunes events older than the retention period and
+moves the factories whose supply chain links came into or out of force.
 
 `weft worker` runs `Worker.run` until SIGTERM or SIGINT, then finishes the sends in flight.
 `weft serve` runs the same loop in a thread (`start_in_thread`) unless `--no-worker`. Tests and
@@ -24,6 +25,7 @@ from src.config import Settings
 from src.db import transaction, utcnow
 from src.services.delivery import RetryPolicy, claim, fan_out, prepare, record
 from src.services.event_feed import prune_events
+from src.services.supply_chains import touch_factories_of_links_turning
 from src.services.webhook_sending import HttpClients, Outcome, Outgoing, send
 
 logger = logging.getLogger("weft.worker")
@@ -31,7 +33,7 @@ logger = logging.getLogger("weft.worker")
 Clock = Callable[[], dt.datetime]
 IDLE_POLL_SECONDS = 0.25
 RECORD_EVERY_SECONDS = 0.05
-PRUNE_EVERY = dt.timedelta(hours=1)
+HOUSEKEEPING_EVERY = dt.timedelta(hours=1)
 ERROR_PAUSE_SECONDS = 2.0
 
 
@@ -57,7 +59,7 @@ class Worker:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     _clients: HttpClients | None = None
     _finished: list[Outcome] = field(default_factory=list)
-    _pruned_at: dt.datetime | None = None
+    _housekept_at: dt.datetime | None = None
 
     async def __aenter__(self) -> Worker:
         self._clients = HttpClients(self.settings)
@@ -91,15 +93,19 @@ class Worker:
         with transaction(self.engine) as session:
             record(session, outcomes, now=self.clock(), policy=self.policy)
 
-    def _prune(self) -> None:
+    def _housekeeping(self) -> None:
         now = self.clock()
-        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+        if self._housekept_at is not None and now - self._housekept_at < HOUSEKEEPING_EVERY:
             return
         with transaction(self.engine) as session:
             pruned = prune_events(session, now=now)
-        self._pruned_at = now
+        with transaction(self.engine) as session:
+            touched = touch_factories_of_links_turning(session, now=now)
+        self._housekept_at = now
         if pruned:
             logger.info("pruned old events", extra={"events": pruned})
+        if touched:
+            logger.info("factories whose links turned", extra={"factories": touched})
 
     async def _dispatch(self, ids: Sequence[str], done: Callable[[Outcome], None]) -> None:
         """Sends the claimed deliveries concurrently, handing each outcome to `done`."""
@@ -174,7 +180,7 @@ class Worker:
                 continue
             try:
                 await asyncio.to_thread(self._fan_out)
-                await asyncio.to_thread(self._prune)
+                await asyncio.to_thread(self._housekeeping)
                 ids = await asyncio.to_thread(self._claim, slots.free)
             except Exception:
                 logger.exception("worker step failed; pausing")

@@ -51,7 +51,8 @@ class FactoryQuery(BaseModel):
         default=None,
         description=(
             "Only factories changed at or after this time: edited, given a new compliance "
-            "summary, or linked or unlinked in a supply chain"
+            "summary, linked or unlinked in a supply chain, or with a link come into or out "
+            "of force"
         ),
     )
     limit: LimitQuery = DEFAULT_LIMIT

@@ -4,8 +4,10 @@ names; any other chain answers NotFound, exactly like a missing one."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from src.db import flush_refused, utcnow
@@ -233,6 +235,36 @@ def _linked_or_unlinked(session: Session, factory: Factory) -> None:
     compares the factory's `updated_at`) fetches it again."""
     factory.updated_at = utcnow()
     session.add(factory)
+
+
+# How far back `touch_factories_of_links_turning` looks for days a link came into or out of
+# force: a worker stopped for longer misses those days' turns.
+LINK_TURNS_LOOKED_BACK = dt.timedelta(days=7)
+
+
+def touch_factories_of_links_turning(session: Session, *, now: dt.datetime) -> int:
+    """The factories a link brought into or out of its chain's view on a day of the last week (a
+    link dated to start or end later changes what its readers see with no write) whose
+    `updated_at` has not moved since that day began: each moves to `now`, so that a sync by
+    `updated_since` fetches it, as `_linked_or_unlinked` does for a link written. Answers how
+    many moved. The worker runs it hourly; a factory moves once a turn."""
+    link = SupplyChainLink
+    today = now.date()
+    turns = []
+    for days_ago in range(LINK_TURNS_LOOKED_BACK.days + 1):
+        day = today - dt.timedelta(days=days_ago)
+        unmoved = col(link.factory_updated_at) < dt.datetime.combine(day, dt.time(), dt.UTC)
+        turns += [
+            and_(col(link.starts_on) == day, unmoved),
+            and_(col(link.ends_on) == day - dt.timedelta(days=1), unmoved),
+        ]
+    turned_ids = select(link.factory_id).where(or_(*turns))
+    turned = session.exec(select(Factory).where(col(Factory.id).in_(turned_ids))).all()
+    for factory in turned:
+        factory.updated_at = now
+        session.add(factory)
+    session.flush()
+    return len(turned)
 
 
 def _link_conflict(chain_id: str, factory_id: str, supplier_code: str, field: str) -> Conflict:
