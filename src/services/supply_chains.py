@@ -218,7 +218,7 @@ def create_link(
     if (refused := flush_refused(session)) is not None:  # linked by another request meanwhile
         clashing = "supplier_code" if "supplier_code" in refused else "factory_id"
         raise _link_conflict(chain_id, factory_id, data.supplier_code, clashing)
-    _linked_or_unlinked(session, factory)
+    _seen_otherwise(session, factory, at=utcnow())
     emit(
         session,
         EventType.supply_chain_factory_linked,
@@ -229,11 +229,11 @@ def create_link(
     return _link_read(link, factory)
 
 
-def _linked_or_unlinked(session: Session, factory: Factory) -> None:
-    """A link changes what its chain's readers see of the factory (whether they see it, its
-    supplier codes): the factory counts as changed, so that a sync by `updated_since` (which
-    compares the factory's `updated_at`) fetches it again."""
-    factory.updated_at = utcnow()
+def _seen_otherwise(session: Session, factory: Factory, *, at: dt.datetime) -> None:
+    """A link written, or come into or out of force, changes what its chain's readers see of the
+    factory (whether they see it, its supplier codes): the factory counts as changed, so that a
+    sync by `updated_since` (which compares the factory's `updated_at`) fetches it again."""
+    factory.updated_at = at
     session.add(factory)
 
 
@@ -245,9 +245,8 @@ LINK_TURNS_LOOKED_BACK = dt.timedelta(days=7)
 def touch_factories_of_links_turning(session: Session, *, now: dt.datetime) -> int:
     """The factories a link brought into or out of its chain's view on a day of the last week (a
     link dated to start or end later changes what its readers see with no write) whose
-    `updated_at` has not moved since that day began: each moves to `now`, so that a sync by
-    `updated_since` fetches it, as `_linked_or_unlinked` does for a link written. Answers how
-    many moved. The worker runs it hourly; a factory moves once a turn."""
+    `updated_at` has not moved since that day began: each moves to `now` (`_seen_otherwise`).
+    Answers how many moved. The worker runs it hourly; a factory moves once a turn."""
     link = SupplyChainLink
     today = now.date()
     turns = []
@@ -261,8 +260,7 @@ def touch_factories_of_links_turning(session: Session, *, now: dt.datetime) -> i
     turned_ids = select(link.factory_id).where(or_(*turns))
     turned = session.exec(select(Factory).where(col(Factory.id).in_(turned_ids))).all()
     for factory in turned:
-        factory.updated_at = now
-        session.add(factory)
+        _seen_otherwise(session, factory, at=now)
     session.flush()
     return len(turned)
 
@@ -276,7 +274,7 @@ def _link_conflict(chain_id: str, factory_id: str, supplier_code: str, field: st
 def delete_link(session: Session, *, principal: Principal, chain_id: str, factory_id: str) -> None:
     chain = get_chain_row(session, principal=principal, chain_id=chain_id)
     link, factory = _get_link(session, chain.id, factory_id)
-    _linked_or_unlinked(session, factory)
+    _seen_otherwise(session, factory, at=utcnow())
     # Addressed to the chain's owner only: once unlinked the factory may be invisible to it, and
     # an event tied to the factory would then never reach the one organisation it concerns.
     emit(
