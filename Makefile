@@ -40,6 +40,7 @@ bench: install  ## every benchmark on SQLite and PostgreSQL (builds the referenc
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.http sqlite postgresql
+	$(BIN)/python -m bench.inprocess sqlite postgresql
 	$(BIN)/python -m bench.budget
 	$(BIN)/python -m bench.import_findings
 	$(BIN)/python -m bench.webhooks
