@@ -20,7 +20,7 @@ from src.ids import new_id
 from src.models import ComplianceSummary, Factory, SupplyChainLink
 from src.models.factories import ITEM_FIELDS, encode_item
 from src.services.catalogue import load_catalogue, load_survey_questions
-from tests.builders import make_buyer, make_factory, make_supply_chain
+from tests.builders import make_buyer, make_supply_chain
 from tests.conftest import alembic_config
 
 
@@ -52,8 +52,9 @@ def migrated_down_to(database_url: str, revision: str) -> Iterator[None]:
         command.upgrade(config, "head")
 
 
-def insert_factory_before_0009(engine: Engine, **values: object) -> str:
-    """A factory row as the schema before 0009 has it (no `item_json`), with the columns' defaults."""
+def insert_factory_row(engine: Engine, **values: object) -> str:
+    """A factory row inserted with SQL, as a schema older than the models has it, with the
+    columns' defaults (and no `item_json`, which 0009 added)."""
     row: dict[str, object] = {
         "id": new_id("fac"), "programme_code": None, "name": "A factory", "country": "VN",
         "address": "", "os_id": None, "sector": "garment", "workers_total": 0,
@@ -74,7 +75,7 @@ def test_factories_stored_before_0009_get_their_encoded_fields(
     database_url: str, engine: Engine
 ) -> None:
     with migrated_down_to(database_url, "0008"):
-        factory_id = insert_factory_before_0009(
+        factory_id = insert_factory_row(
             engine, name="Bến Cát Knits", os_id="VN2024000000001", enrolled_on=dt.date(2019, 3, 4),
             workers_total=1200, workers_women=800, status="active",
         )  # fmt: skip
@@ -90,7 +91,7 @@ def test_summaries_stored_before_0008_get_the_entity_tags_of_their_answers(
     database_url: str, engine: Engine
 ) -> None:
     with migrated_down_to(database_url, "0007"):
-        factory_id = insert_factory_before_0009(engine, name="Tagged Garments")
+        factory_id = insert_factory_row(engine, name="Tagged Garments")
         full, public = b'{"disclosure":"full"}', b'{"disclosure":"public"}'
         with engine.begin() as connection:
             connection.execute(
@@ -113,10 +114,10 @@ def test_links_stored_before_0010_get_their_factorys_updated_at_and_their_encodi
     database_url: str, engine: Engine
 ) -> None:
     with migrated_down_to(database_url, "0009"):
+        updated_at = utcnow() - dt.timedelta(days=1)
+        factory_id = insert_factory_row(engine, item_json=b"{}", updated_at=updated_at)
         with transaction(engine) as session:
-            factory = make_factory(session)
-            chain = make_supply_chain(session, make_buyer(session))
-            factory_id, chain_id, updated_at = factory.id, chain.id, factory.updated_at
+            chain_id = make_supply_chain(session, make_buyer(session)).id
         with engine.begin() as connection:
             connection.execute(
                 text(
@@ -141,3 +142,24 @@ def test_links_stored_before_0010_get_their_factorys_updated_at_and_their_encodi
         "supply_chain_id": chain_id,
         "supplier_code": "V-0001",
     }
+
+
+def test_factories_summarised_before_0012_get_their_summarys_risk_band(
+    database_url: str, engine: Engine
+) -> None:
+    with migrated_down_to(database_url, "0011"):
+        banded = insert_factory_row(engine, item_json=b"{}")
+        unassessed = insert_factory_row(engine, item_json=b"{}")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO compliance_summaries (factory_id, risk_band, open_critical_count,"
+                    " full_json, public_json, updated_at, full_etag, public_etag)"
+                    " VALUES (:id, 'high', 0, '{}', '{}', :at, 'e', 'e')"
+                ).bindparams(bindparam("at", type_=UTCDateTime)),
+                {"id": banded, "at": utcnow()},
+            )
+    with Session(engine) as session:
+        statement = select(col(Factory.id), col(Factory.risk_band))
+        bands = dict(session.exec(statement.where(col(Factory.id).in_([banded, unassessed]))).all())
+    assert bands == {banded: "high", unassessed: None}

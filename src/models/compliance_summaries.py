@@ -39,7 +39,7 @@ class ComplianceSummary(SQLModel, table=True):
     factory_id: str = Field(foreign_key="factories.id", primary_key=True, max_length=40)
     assessment_id: str | None = fk("assessments.id", index=False, nullable=True)
     cycle: int | None = None
-    risk_band: RiskBand | None = Field(default=None, sa_type=String(20), index=True)
+    risk_band: RiskBand | None = Field(default=None, sa_type=String(20))
     previous_risk_band: RiskBand | None = Field(default=None, sa_type=String(20))
     open_critical_count: int = 0
     full_json: bytes = Field(sa_type=LargeBinary)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 from src.models.base import IsoDate, created_at_field, id_field, updated_at_field
+from src.models.compliance_summaries import RiskBand
 
 
 class FactoryStatus(StrEnum):
@@ -27,7 +28,8 @@ class FactoryStatus(StrEnum):
 
 class Factory(SQLModel, table=True):
     """A factory; `item_json` is its own fields encoded as the JSON object every read of it
-    starts from, kept by `encode_item` on every flush."""
+    starts from, kept by `encode_item` on every flush. `risk_band` is its compliance summary's,
+    copied by `refresh_summary`, so that a read of factories joins no summary."""
 
     __tablename__ = "factories"
     __table_args__ = (
@@ -49,6 +51,7 @@ class Factory(SQLModel, table=True):
     enrolled_on: dt.date | None = None
     created_at: dt.datetime = created_at_field()
     updated_at: dt.datetime = updated_at_field()
+    risk_band: RiskBand | None = Field(default=None, sa_type=String(20), index=True)
     # None only until the flush encodes it; an insert that skips the ORM must set it.
     item_json: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=False)
 

@@ -115,8 +115,9 @@ def _published(session: Session, factory_id: str) -> list[Assessment]:
 
 def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
     """Recomputes and stores the factory's summary; when it changed, also its cluster counts, the
-    factory's `updated_at` and a `compliance_summary.updated` event. The factory row is locked
-    first, so concurrent changes to one factory recompute its summary one after the other."""
+    factory's `updated_at` and copy of the risk band, and a `compliance_summary.updated` event.
+    The factory row is locked first, so concurrent changes to one factory recompute its summary
+    one after the other."""
     factory = session.exec(
         select(Factory).where(col(Factory.id) == factory_id).with_for_update()
     ).first()
@@ -155,6 +156,7 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
     _store_cluster_counts(session, factory_id, current_figures)
     if factory is not None:
         factory.updated_at = now
+        factory.risk_band = row.risk_band
         session.add(factory)
     session.flush()
     emit(

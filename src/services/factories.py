@@ -30,7 +30,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from src.db import flush_refused, utcnow
-from src.models import ComplianceSummary, Factory, SupplyChainLink
+from src.models import Factory, SupplyChainLink
 from src.models.compliance_summaries import RiskBand
 from src.models.factories import (
     FactoryCreate,
@@ -82,7 +82,7 @@ EncodedFactory = bytes
 
 # Not `updated_at`: converting it for every row was a tenth of a page on SQLite, and the cursor
 # reads the last one's from its encoding.
-_COLUMNS = (col(Factory.id), col(ComplianceSummary.risk_band), col(Factory.item_json))
+_COLUMNS = (col(Factory.id), col(Factory.risk_band), col(Factory.item_json))
 _PAGE_ORDER = (col(Factory.updated_at), col(Factory.id))
 
 
@@ -104,7 +104,7 @@ _LINK_FILTERS: dict[str, ColumnElement[bool]] = {
 _FILTERS: dict[str, tuple[Callable[[Visibility], ColumnElement[bool]], Callable[[Any], Any]]] = {
     "country": (lambda _: col(Factory.country) == bindparam("country"), str.upper),
     "status": (lambda _: col(Factory.status) == bindparam("status"), str),
-    "risk_band": (lambda _: col(ComplianceSummary.risk_band) == bindparam("risk_band"), str),
+    "risk_band": (lambda _: col(Factory.risk_band) == bindparam("risk_band"), str),
     "os_id": (lambda _: col(Factory.os_id) == bindparam("os_id"), str),
     "updated_since": (
         lambda _: col(Factory.updated_at) >= bindparam("updated_since"),
@@ -148,11 +148,7 @@ def _statement(
     else:
         conditions = [factory_visible_bound(shape, col(Factory.id))]
     conditions += [_FILTERS[name][0](shape) for name in sorted(filters)]
-    statement = (
-        sa_select(*_COLUMNS)
-        .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
-        .where(*conditions)
-    )
+    statement = sa_select(*_COLUMNS).where(*conditions)
     if not page:
         return statement.where(col(Factory.id) == bindparam("factory_id"))
     updated_at, factory_id = _PAGE_ORDER
@@ -193,9 +189,6 @@ def _chain_walk(
     walk = sa_select(*selected)
     if filters or selected is not _LINK_COLUMNS:
         walk = walk.select_from(link).join(Factory, col(Factory.id) == col(link.factory_id))
-        walk = walk.outerjoin(
-            ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id)
-        )
     walk = (
         walk.where(
             col(link.supply_chain_id) == chain_id,
@@ -241,7 +234,6 @@ def _ranked_in_page_order(walked: Any) -> Any:
         sa_select(*_COLUMNS, ranked.c.code_json)
         .select_from(ranked)
         .join(Factory, col(Factory.id) == ranked.c.factory_id)
-        .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
         .where(ranked.c.place <= bindparam("limit", type_=Integer))
         .order_by(ranked.c.factory_updated_at, ranked.c.factory_id, ranked.c.supply_chain_id)
     )

@@ -23,7 +23,6 @@ from tests.builders import (
     make_factory,
     make_programme_client,
     make_supply_chain,
-    summary_row,
 )
 from tests.statements import count_statements
 
@@ -220,16 +219,25 @@ class TestFilters:
         assert ids(mine.json()) == {world["shared"].id, world["north_only"].id}
         assert ids(theirs.json()) == set()
 
-    def test_risk_band_filter(
+    def test_the_risk_band_filter_follows_the_latest_summary(
         self, client: TestClient, world: dict[str, object], session: Session
     ) -> None:
-        session.add(summary_row(world["shared"].id, risk_band="high"))
+        shared = world["shared"]
+        assert isinstance(shared, Factory)
+
+        def banded(band: str) -> list[tuple[str, str]]:
+            response = client.get(
+                f"/v1/factories?risk_band={band}", headers=bearer(client, world["north"])
+            )
+            return [(item["id"], item["risk_band"]) for item in response.json()["data"]]
+
+        make_assessment(session, shared, {"CL-CHL-01": False, "OS-MGT-01": True})
         session.commit()
-        response = client.get(
-            "/v1/factories?risk_band=high", headers=bearer(client, world["north"])
-        )
-        assert ids(response.json()) == {world["shared"].id}
-        assert response.json()["data"][0]["risk_band"] == "high"
+        assert banded("critical") == [(shared.id, "critical")]
+        make_assessment(session, shared, {"CL-CHL-01": True, "OS-MGT-01": True}, cycle=2)
+        session.commit()
+        assert banded("critical") == []
+        assert banded("low") == [(shared.id, "low")]
 
     def test_a_bad_filter_value_is_a_422_naming_the_parameter(
         self, client: TestClient, world: dict[str, object]
