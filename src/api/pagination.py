@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import Query, Request, Response
@@ -45,16 +45,19 @@ def page_of(
 
 
 def link_header(request: Request, page: ServicePage[Any]) -> dict[str, str]:
-    """`Link` to the next page, when there is one."""
+    """`Link` to the next page, when there is one: the request's URL with the next cursor in
+    place of its own, the rest of its query as the client wrote it (parsing the query and
+    encoding it again was 5 % of a factory page)."""
     if page.next_cursor is None:
         return {}
-    # What `request.url.include_query_params(cursor=...)` writes, built from the parsed query in
-    # two thirds of its time (it was 5 % of a factory page, parsing the query again).
-    query = [
-        (name, value) for name, value in request.query_params.multi_items() if name != "cursor"
+    url, _, query = str(request.url).partition("?")
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) != "cursor"
     ]
-    query.append(("cursor", page.next_cursor))
-    return {"Link": f'<{request.url.replace(query=urlencode(query))}>; rel="next"'}
+    kept.append("cursor=" + quote(page.next_cursor, safe=""))
+    return {"Link": f'<{url}?{"&".join(kept)}>; rel="next"'}
 
 
 def encoded_page(page: ServicePage[bytes]) -> bytes:

@@ -258,7 +258,7 @@ class TestPagination:
         session.commit()
         headers = bearer(client, admin)
         seen: list[str] = []
-        url = "/v1/factories?limit=3"
+        url = "/v1/factories?limit=3&updated_since=2020-01-01T00:00:00%2B00:00"
         pages = 0
         while url:
             response = client.get(url, headers=headers)
@@ -271,6 +271,7 @@ class TestPagination:
                 # The other parameters kept, one cursor: the next one.
                 assert parse_qs(urlsplit(url).query) == {
                     "limit": ["3"],
+                    "updated_since": ["2020-01-01T00:00:00+00:00"],
                     "cursor": [body["next_cursor"]],
                 }
             else:
