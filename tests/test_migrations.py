@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel, col, select
 import src.models  # noqa: F401  (every table on the metadata)
 from src.db import UTCDateTime, transaction, utcnow
 from src.ids import new_id
-from src.models import ComplianceSummary, Factory, SupplyChainLink
+from src.models import ComplianceSummary, Factory, Question, RemediationItem, SupplyChainLink
 from src.models.factories import ITEM_FIELDS, encode_item
 from src.services.catalogue import load_catalogue, load_survey_questions
 from tests.builders import make_buyer, make_supply_chain
@@ -52,22 +52,30 @@ def migrated_down_to(database_url: str, revision: str) -> Iterator[None]:
         command.upgrade(config, "head")
 
 
+def insert_row(engine: Engine, table: str, row: dict[str, object]) -> None:
+    """A row inserted with SQL, as a schema older than the models has it."""
+    insert = text(
+        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + name for name in row)})"
+    ).bindparams(
+        *(
+            bindparam(name, type_=UTCDateTime)
+            for name, value in row.items()
+            if isinstance(value, dt.datetime)
+        )
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, row)
+
+
 def insert_factory_row(engine: Engine, **values: object) -> str:
-    """A factory row inserted with SQL, as a schema older than the models has it, with the
-    columns' defaults (and no `item_json`, which 0009 added)."""
+    """A factory row with the columns' defaults (and no `item_json`, which 0009 added)."""
     row: dict[str, object] = {
         "id": new_id("fac"), "programme_code": None, "name": "A factory", "country": "VN",
         "address": "", "os_id": None, "sector": "garment", "workers_total": 0,
         "workers_women": 0, "status": "enrolled", "enrolled_on": None, "created_at": utcnow(),
         "updated_at": utcnow(),
     } | values  # fmt: skip
-    insert = text(
-        f"INSERT INTO factories ({', '.join(row)}) VALUES ({', '.join(':' + name for name in row)})"
-    ).bindparams(
-        bindparam("created_at", type_=UTCDateTime), bindparam("updated_at", type_=UTCDateTime)
-    )
-    with engine.begin() as connection:
-        connection.execute(insert, row)
+    insert_row(engine, "factories", row)
     return str(row["id"])
 
 
@@ -163,3 +171,44 @@ def test_factories_summarised_before_0012_get_their_summarys_risk_band(
         statement = select(col(Factory.id), col(Factory.risk_band))
         bands = dict(session.exec(statement.where(col(Factory.id).in_([banded, unassessed]))).all())
     assert bands == {banded: "high", unassessed: None}
+
+
+def test_remediation_items_made_before_0013_get_whether_their_question_is_critical(
+    database_url: str, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        critical, other = (
+            session.exec(select(Question).where(col(Question.critical).is_(flag))).first()
+            for flag in (True, False)
+        )
+    assert critical is not None
+    assert other is not None
+    with migrated_down_to(database_url, "0012"):
+        factory_id = insert_factory_row(engine, item_json=b"{}")
+        assessment_id = new_id("asm")
+        insert_row(engine, "assessments", {
+            "id": assessment_id, "factory_id": factory_id, "catalogue_version": critical.version,
+            "cycle": 1, "kind": "assessment", "announced": True, "visit_start": dt.date(2026, 3, 1),
+            "visit_end": dt.date(2026, 3, 2), "status": "published", "published_at": utcnow(),
+            "retracted_at": None, "created_at": utcnow(), "updated_at": utcnow(),
+        })  # fmt: skip
+        items = {}
+        for number, question in enumerate((critical, other), start=1):
+            finding_id = 900_000 + number
+            insert_row(engine, "findings", {
+                "id": finding_id, "assessment_id": assessment_id, "question_id": question.id,
+                "compliant": False, "note": None,
+            })  # fmt: skip
+            items[question.id] = new_id("rem")
+            insert_row(engine, "remediation_items", {
+                "id": items[question.id], "factory_id": factory_id, "assessment_id": assessment_id,
+                "finding_id": finding_id, "question_id": question.id, "action": "", "owner": "",
+                "due_on": None, "status": "open", "verified_at": None, "created_at": utcnow(),
+                "updated_at": utcnow(),
+            })  # fmt: skip
+    with Session(engine) as session:
+        statement = select(col(RemediationItem.id), col(RemediationItem.critical))
+        flags = dict(
+            session.exec(statement.where(col(RemediationItem.id).in_(items.values()))).all()
+        )
+    assert flags == {items[critical.id]: True, items[other.id]: False}

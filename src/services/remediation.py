@@ -65,6 +65,7 @@ def create_remediation_items(session: Session, *, assessment: Assessment) -> int
             "assessment_id": assessment.id,
             "finding_id": finding_id,
             "question_id": question_id,
+            "critical": critical,
             "action": action_for(text),
             "owner": OWNER,
             "due_on": assessment.visit_end

@@ -224,7 +224,8 @@ def _critical_issues_statement(shape: Visibility, factories_show: bool) -> Any:
         .where(
             # the stored count lets factories without an open critical issue be skipped whole
             col(ComplianceSummary.open_critical_count) > 0,
-            col(Question.critical).is_(True),
+            # the items' own copy, which `ix_remediation_items_critical_assessment_id` indexes
+            col(RemediationItem.critical).is_(True),
             col(RemediationItem.status).in_(UNRESOLVED),
             or_(col(Question.public).is_(True), consent_granted_bound(shape, factory_id)),
         )

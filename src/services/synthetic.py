@@ -260,7 +260,7 @@ def _assessments(
                 findings.append({
                     "assessment_id": assessment["id"], "question_id": question_id,
                     "compliant": rng.random() > failing, "note": None,
-                    "_assessment": assessment, "_last": cycle == cycles,
+                    "_assessment": assessment, "_last": cycle == cycles, "_critical": critical,
                 })  # fmt: skip
     connection = session.connection()
     # Ids are assigned here so that plain executemany (no RETURNING) does the bulk of the work;
@@ -280,6 +280,7 @@ def _assessments(
             "assessment_id": row["assessment_id"],
             "finding_id": row["id"],
             "question_id": row["question_id"],
+            "critical": row["_critical"],
             "action": "Correct the non-compliance",
             "owner": "factory management",
             "due_on": row["_assessment"]["visit_end"] + dt.timedelta(days=90),

@@ -29,6 +29,7 @@ from tests.builders import (
     bearer,
     grant_consent,
     link,
+    make_assessment,
     make_buyer,
     make_client,
     make_factory,
@@ -195,6 +196,25 @@ class TestAggregate:
                 "risk_band": "critical",
             }
         ]
+
+    def test_a_published_assessments_open_critical_issue_is_listed(
+        self, client: TestClient, session: Session, chain_world: dict[str, object]
+    ) -> None:
+        # Publishing writes its remediation items in one statement, past the ORM's flush events.
+        chain = chain_world["chain"]
+        delta = chain_world["factories"][3]
+        critical = chain_world["critical_public"]
+        compliant = first_question(session, critical=False, public=True)
+        make_assessment(session, delta, {critical: False, compliant: False})
+        session.commit()
+        body = client.get(
+            f"/v1/supply-chains/{chain.id}/compliance", headers=bearer(client, chain_world["buyer"])
+        ).json()
+        listed = [
+            (issue["factory_id"], issue["question"]) for issue in body["open_critical_issues"]
+        ]
+        assert (delta.id, critical) in listed
+        assert (delta.id, compliant) not in listed
 
     def test_another_organisations_chain_is_a_404(
         self, client: TestClient, chain_world: dict[str, object]
