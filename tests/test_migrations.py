@@ -212,3 +212,30 @@ def test_remediation_items_made_before_0013_get_whether_their_question_is_critic
             session.exec(statement.where(col(RemediationItem.id).in_(items.values()))).all()
         )
     assert flags == {items[critical.id]: True, items[other.id]: False}
+
+
+def test_0014_puts_the_risk_band_in_factories_encodings_and_takes_it_out_again(
+    database_url: str, engine: Engine
+) -> None:
+    encoded = {"high": b'{"name":"B\xe1\xba\xbfn C\xc3\xa1t"}', None: b'{"name":"Plain"}'}
+
+    def stored() -> dict[str | None, bytes]:
+        with Session(engine) as session:
+            rows = session.exec(
+                select(col(Factory.risk_band), col(Factory.item_json)).where(
+                    col(Factory.id).in_(ids)
+                )
+            ).all()
+        return {band: bytes(item_json or b"") for band, item_json in rows}
+
+    with migrated_down_to(database_url, "0013"):
+        ids = [
+            insert_factory_row(engine, item_json=item, risk_band=band)
+            for band, item in encoded.items()
+        ]
+    assert stored() == {
+        "high": b'{"name":"B\xe1\xba\xbfn C\xc3\xa1t","risk_band":"high"}',
+        None: b'{"name":"Plain","risk_band":null}',
+    }
+    with migrated_down_to(database_url, "0013"):
+        assert stored() == encoded

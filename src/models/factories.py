@@ -29,7 +29,8 @@ class FactoryStatus(StrEnum):
 class Factory(SQLModel, table=True):
     """A factory; `item_json` is its own fields encoded as the JSON object every read of it
     starts from, kept by `encode_item` on every flush. `risk_band` is its compliance summary's,
-    copied by `refresh_summary`, so that a read of factories joins no summary."""
+    copied by `refresh_summary`, so that a read of factories joins no summary (and finds the
+    band in `item_json`)."""
 
     __tablename__ = "factories"
     __table_args__ = (
@@ -58,9 +59,9 @@ class Factory(SQLModel, table=True):
 
 ITEM_FIELDS = (
     "id", "programme_code", "name", "country", "address", "os_id", "sector", "workers_total",
-    "workers_women", "status", "enrolled_on", "created_at", "updated_at",
+    "workers_women", "status", "enrolled_on", "created_at", "updated_at", "risk_band",
 )  # fmt: skip
-"""What `FactoryRead` shows of the factory row itself; a read adds the caller's fields."""
+"""What `FactoryRead` shows of the factory row itself; a read adds the caller's supplier codes."""
 
 
 def encode_item(values: Mapping[str, Any]) -> bytes:

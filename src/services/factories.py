@@ -78,11 +78,11 @@ class FactoryFilters:
 
 
 EncodedFactory = bytes
-"""A factory as `FactoryRead` has it, encoded: its stored `item_json` with the caller's fields."""
+"""A factory as `FactoryRead` has it, encoded: its stored `item_json` with the caller's codes."""
 
 # Not `updated_at`: converting it for every row was a tenth of a page on SQLite, and the cursor
-# reads the last one's from its encoding.
-_COLUMNS = (col(Factory.id), col(Factory.risk_band), col(Factory.item_json))
+# reads the last one's from its encoding. Not `risk_band` either: `item_json` has it.
+_COLUMNS = (col(Factory.id), col(Factory.item_json))
 _PAGE_ORDER = (col(Factory.updated_at), col(Factory.id))
 
 
@@ -365,33 +365,23 @@ def _merged(rows: Sequence[Any]) -> tuple[list[Any], SupplierCodes]:
     """The chains' walk as one row per factory, and each factory's supplier codes from its rows."""
     unique: list[Any] = []
     codes: SupplierCodes = {}
-    for factory_id, risk_band, item_json, code_json in rows:
+    for factory_id, item_json, code_json in rows:
         if factory_id in codes:
             codes[factory_id].append(code_json)
         else:
             codes[factory_id] = [code_json]
-            unique.append((factory_id, risk_band, item_json))
+            unique.append((factory_id, item_json))
     return unique, codes
 
 
-_ENCODED_BANDS = {band: orjson.dumps(band) for band in (*RiskBand, None)}
-
-
 def _items(rows: Sequence[Any], codes: SupplierCodes) -> list[EncodedFactory]:
-    """Each stored `item_json` with the caller's fields, joined from stored encodings: its
-    closing brace gives way to them."""
+    """Each stored `item_json` with the caller's supplier codes, joined from stored encodings:
+    its closing brace gives way to them."""
     return [
         b"".join(
-            (
-                item_json[:-1],
-                b',"risk_band":',
-                _ENCODED_BANDS[risk_band],
-                b',"supplier_codes":[',
-                b",".join(codes.get(factory_id, ())),
-                b"]}",
-            )
+            (item_json[:-1], b',"supplier_codes":[', b",".join(codes.get(factory_id, ())), b"]}")
         )
-        for factory_id, risk_band, item_json in rows
+        for factory_id, item_json in rows
     ]
 
 
@@ -488,7 +478,7 @@ def factory_page(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last_id, _, last_item = rows[-1]
+        last_id, last_item = rows[-1]
         updated_at = dt.datetime.fromisoformat(orjson.loads(last_item)["updated_at"])
         next_cursor = encode_cursor(LIST_KIND, (updated_at, last_id), snapshot)
     return Page(items=_items(rows, codes), next_cursor=next_cursor)

@@ -187,6 +187,7 @@ def _factories(
                 "enrolled_on": dt.date(2015, 1, 1) + dt.timedelta(days=rng.randint(0, 3000)),
                 "created_at": now,
                 "updated_at": now,
+                "risk_band": None,  # until `refresh_summary` gives the factory its band
             }
         )
         # A bulk insert skips the ORM's flush, which encodes the row.
