@@ -294,6 +294,7 @@ def bulk_factories(engine: Engine, count: int) -> None:
             "enrolled_on": None,
             "created_at": now,
             "updated_at": now,
+            "risk_band": None,
         }
         for n in range(count)
     ]
