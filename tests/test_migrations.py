@@ -18,6 +18,7 @@ import src.models  # noqa: F401  (every table on the metadata)
 from src.db import UTCDateTime, transaction, utcnow
 from src.ids import new_id
 from src.models import ComplianceSummary, Factory, Question, RemediationItem, SupplyChainLink
+from src.models.compliance_summaries import decode_cluster_counts
 from src.models.factories import ITEM_FIELDS, encode_item
 from src.services.catalogue import load_catalogue, load_survey_questions
 from tests.builders import make_buyer, make_supply_chain
@@ -239,3 +240,40 @@ def test_0014_puts_the_risk_band_in_factories_encodings_and_takes_it_out_again(
     }
     with migrated_down_to(database_url, "0013"):
         assert stored() == encoded
+
+
+def test_0015_moves_summaries_cluster_counts_into_them_and_back_out(
+    database_url: str, engine: Engine
+) -> None:
+    counts = {("CL", 10, 2), ("CO", 20, 5)}
+    with migrated_down_to(database_url, "0014"):
+        counted, uncounted = (insert_factory_row(engine, item_json=b"{}") for _ in range(2))
+        for factory_id in (counted, uncounted):
+            insert_row(engine, "compliance_summaries", {
+                "factory_id": factory_id, "open_critical_count": 0, "full_json": b"{}",
+                "public_json": b"{}", "updated_at": utcnow(), "full_etag": "e", "public_etag": "e",
+            })  # fmt: skip
+        for code, asked, non_compliant in counts:
+            insert_row(engine, "summary_cluster_counts", {
+                "factory_id": counted, "cluster_code": code, "asked": asked,
+                "non_compliant": non_compliant,
+            })  # fmt: skip
+    with Session(engine) as session:
+        stored = {
+            factory_id: decode_cluster_counts(encoded)
+            for factory_id, encoded in session.exec(
+                select(
+                    col(ComplianceSummary.factory_id), col(ComplianceSummary.cluster_counts)
+                ).where(col(ComplianceSummary.factory_id).in_([counted, uncounted]))
+            ).all()
+        }
+    assert stored == {counted: {"CL": [10, 2], "CO": [20, 5]}, uncounted: {}}
+    with migrated_down_to(database_url, "0014"), engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT cluster_code, asked, non_compliant FROM summary_cluster_counts"
+                " WHERE factory_id IN (:counted, :uncounted)"
+            ),
+            {"counted": counted, "uncounted": uncounted},
+        ).all()
+        assert {tuple(row) for row in rows} == counts

@@ -3,7 +3,7 @@
 from src.models.assessments import Assessment, Finding, RemediationItem
 from src.models.catalogue import CatalogueVersion, Cluster, CompliancePoint, Question
 from src.models.clients import Client, SigningKey
-from src.models.compliance_summaries import ClusterCount, ComplianceSummary
+from src.models.compliance_summaries import ComplianceSummary
 from src.models.consents import AccessLogEntry, Consent
 from src.models.events import Event
 from src.models.factories import Factory
@@ -21,7 +21,6 @@ __all__ = [
     "CatalogueVersion",
     "Client",
     "Cluster",
-    "ClusterCount",
     "CompliancePoint",
     "ComplianceSummary",
     "Consent",

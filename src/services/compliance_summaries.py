@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, delete, insert
+from sqlalchemy import String, and_, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from src.db import utcnow
 from src.etags import etag_for
-from src.models import Assessment, Client, ClusterCount, ComplianceSummary, Factory, Finding
+from src.models import Assessment, Client, ComplianceSummary, Factory, Finding
 from src.models.assessments import AssessmentStatus, RemediationItem, RemediationStatus
-from src.models.compliance_summaries import Disclosure
+from src.models.compliance_summaries import Disclosure, encode_cluster_counts
 from src.prepared_reads import AwaitedReader
 from src.services.access import (
     Principal,
@@ -114,8 +114,9 @@ def _published(session: Session, factory_id: str) -> list[Assessment]:
 
 
 def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
-    """Recomputes and stores the factory's summary; when it changed, also its cluster counts, the
-    factory's `updated_at` and copy of the risk band, and a `compliance_summary.updated` event.
+    """Recomputes and stores the factory's summary (with its cluster counts); when it changed,
+    also the factory's `updated_at` and copy of the risk band, and a `compliance_summary.updated`
+    event.
     The factory row is locked first, so concurrent changes to one factory recompute its summary
     one after the other."""
     factory = session.exec(
@@ -146,6 +147,12 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
         "risk_band": current_figures.band if current_figures else None,
         "previous_risk_band": previous_figures.band if previous_figures else None,
         "open_critical_count": current_figures.open_critical if current_figures else 0,
+        "cluster_counts": encode_cluster_counts(
+            {
+                code: (tally.asked, tally.non_compliant)
+                for code, tally in (current_figures.clusters if current_figures else {}).items()
+            }
+        ),
     }
     if row is None:
         row = ComplianceSummary(factory_id=factory_id, **stored)
@@ -153,7 +160,6 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
         for name, value in stored.items():
             setattr(row, name, value)
     session.add(row)
-    _store_cluster_counts(session, factory_id, current_figures)
     if factory is not None:
         factory.updated_at = now
         factory.risk_band = row.risk_band
@@ -172,24 +178,6 @@ def refresh_summary(session: Session, *, factory_id: str) -> ComplianceSummary:
         factory_id=factory_id,
     )
     return row
-
-
-def _store_cluster_counts(session: Session, factory_id: str, figures: Figures | None) -> None:
-    session.execute(delete(ClusterCount).where(col(ClusterCount.factory_id) == factory_id))
-    if figures is None or not figures.clusters:
-        return
-    session.execute(
-        insert(ClusterCount),
-        [
-            {
-                "factory_id": factory_id,
-                "cluster_code": code,
-                "asked": tally.asked,
-                "non_compliant": tally.non_compliant,
-            }
-            for code, tally in figures.clusters.items()
-        ],
-    )
 
 
 @dataclass(frozen=True)

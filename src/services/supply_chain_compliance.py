@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, String, and_, bindparam, false, func, or_, true
+from sqlalchemy import ColumnElement, Engine, String, and_, bindparam, false, or_, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -21,7 +21,6 @@ from src.db import utcnow
 from src.models import (
     Assessment,
     Cluster,
-    ClusterCount,
     ComplianceSummary,
     Factory,
     Question,
@@ -29,7 +28,7 @@ from src.models import (
     SupplyChain,
     SupplyChainLink,
 )
-from src.models.compliance_summaries import RiskBand
+from src.models.compliance_summaries import RiskBand, decode_cluster_counts
 from src.models.supply_chain_compliance import RiskBandCounts
 from src.prepared_reads import Reader
 from src.services.access import (
@@ -107,6 +106,7 @@ def _bands_statement(factories_show: bool) -> Any:
             col(Factory.name),
             col(ComplianceSummary.risk_band),
             col(ComplianceSummary.previous_risk_band),
+            col(ComplianceSummary.cluster_counts),
         )
         .select_from(Factory)
         .join(SupplyChainLink, _linked(col(Factory.id), factories_show))
@@ -126,8 +126,8 @@ def compliance_body(session: Session, *, principal: Principal, supply_chain_id: 
     reader = Reader.of_session(session)
     rows = reader.all(_bands_statement(read.factories_show), read.params)
     # Bands stay the stored strings (RiskBand is a StrEnum, so they key BAND_ORDER as they are).
-    bands = Counter(band or "unassessed" for _, _, band, _ in rows)
-    names = {factory_id: name for factory_id, name, _, _ in rows}
+    bands = Counter(band or "unassessed" for _, _, band, _, _ in rows)
+    names = {factory_id: name for factory_id, name, _, _, _ in rows}
     worsened = [
         {
             "factory_id": factory_id,
@@ -135,14 +135,14 @@ def compliance_body(session: Session, *, principal: Principal, supply_chain_id: 
             "previous_risk_band": previous,
             "risk_band": band,
         }
-        for factory_id, name, band, previous in rows
+        for factory_id, name, band, previous, _ in rows
         if band and previous and BAND_ORDER[band] > BAND_ORDER[previous]
     ]
     answer = {
         "supply_chain_id": supply_chain_id,
         "factories": len(rows),
         "risk_bands": {band: bands[band] for band in RiskBandCounts.model_fields},
-        "clusters": _cluster_rates(session, reader, read),
+        "clusters": _cluster_rates(session, [counts for *_, counts in rows if counts]),
         "open_critical_issues": _open_critical_issues(reader, read, names),
         "worsened": worsened,
     }
@@ -161,26 +161,15 @@ def _cluster_names(session: Session) -> dict[str, str]:
     return {cluster.code: cluster.name for cluster in clusters}
 
 
-@cache
-def _cluster_sums_statement(factories_show: bool) -> Any:
-    return (
-        sa_select(
-            col(ClusterCount.cluster_code),
-            func.sum(ClusterCount.asked),
-            func.sum(ClusterCount.non_compliant),
-        )
-        .join(SupplyChainLink, _linked(col(ClusterCount.factory_id), factories_show))
-        .group_by(col(ClusterCount.cluster_code))
-    )
-
-
-def _cluster_rates(session: Session, reader: Reader, read: _ChainRead) -> list[dict[str, Any]]:
-    totals = {
-        code: (int(asked), int(non_compliant))
-        for code, asked, non_compliant in reader.all(
-            _cluster_sums_statement(read.factories_show), read.params
-        )
-    }
+def _cluster_rates(session: Session, encoded_counts: list[bytes]) -> list[dict[str, Any]]:
+    """Each cluster's questions asked and found non-compliant over the chain's factories, added
+    up from their summaries' `cluster_counts`, and the rate they give."""
+    totals: dict[str, list[int]] = {}
+    for encoded in encoded_counts:
+        for code, (asked, non_compliant) in decode_cluster_counts(encoded).items():
+            total = totals.setdefault(code, [0, 0])
+            total[0] += asked
+            total[1] += non_compliant
     names = _cluster_names(session)
     codes = list(names) + sorted(set(totals) - set(names))
     rates = []
@@ -285,7 +274,7 @@ def export_supply_chain_csv(
                     col(ComplianceSummary.previous_risk_band),
                     col(ComplianceSummary.open_critical_count),
                 )
-                .add_columns(col(ComplianceSummary.cycle))
+                .add_columns(col(ComplianceSummary.cycle), col(ComplianceSummary.cluster_counts))
                 .select_from(Factory)
                 .join(SupplyChainLink, _linked(col(Factory.id), read.factories_show))
                 .outerjoin(ComplianceSummary, col(ComplianceSummary.factory_id) == col(Factory.id))
@@ -296,34 +285,27 @@ def export_supply_chain_csv(
             ).all()
             if not rows:
                 return
-            rates = _rates_by_factory(session, [row[0] for row in rows])
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\n")
-            for row in rows:
-                factory_rates = rates.get(row[0], {})
+            for *figures, counts in rows:
+                rates = _rates(counts or b"{}")
                 writer.writerow(
                     [
-                        *("" if value is None else value for value in row),
-                        *(factory_rates.get(code, "") for code in clusters),
+                        *("" if value is None else value for value in figures),
+                        *(rates.get(code, "") for code in clusters),
                     ]
                 )
             yield out.getvalue()
             after = rows[-1][0]
 
 
-def _rates_by_factory(session: Session, factory_ids: list[str]) -> dict[str, dict[str, float]]:
-    rates: dict[str, dict[str, float]] = {}
-    for factory_id, code, asked, non_compliant in session.exec(
-        select(
-            col(ClusterCount.factory_id),
-            col(ClusterCount.cluster_code),
-            col(ClusterCount.asked),
-            col(ClusterCount.non_compliant),
-        ).where(col(ClusterCount.factory_id).in_(factory_ids))
-    ).all():
-        if asked:
-            rates.setdefault(factory_id, {})[code] = round(non_compliant / asked, 4)
-    return rates
+def _rates(encoded_counts: bytes) -> dict[str, float]:
+    """One factory's non-compliance rate per cluster asked about."""
+    return {
+        code: round(non_compliant / asked, 4)
+        for code, (asked, non_compliant) in decode_cluster_counts(encoded_counts).items()
+        if asked
+    }
 
 
 def _csv_line(values: list[Any]) -> str:

@@ -13,7 +13,6 @@ from sqlmodel import Session, select
 
 from src.models import (
     Assessment,
-    ClusterCount,
     Factory,
     Finding,
     Question,
@@ -21,6 +20,7 @@ from src.models import (
     Subscription,
     SupplyChainLink,
 )
+from src.models.compliance_summaries import encode_cluster_counts
 from src.models.supply_chain_compliance import SupplyChainCompliance
 from src.prepared_reads import Reader
 from src.services.supply_chain_compliance import _ChainRead, _open_critical_issues
@@ -62,14 +62,9 @@ def summarise(
             previous_risk_band=previous,
             cycle=2,
             open_critical_count=len(open_issues),
+            cluster_counts=encode_cluster_counts(clusters or {}),
         )
     )
-    for code, (asked, non_compliant) in (clusters or {}).items():
-        session.add(
-            ClusterCount(
-                factory_id=factory.id, cluster_code=code, asked=asked, non_compliant=non_compliant
-            )
-        )
     session.flush()
 
 

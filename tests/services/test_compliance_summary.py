@@ -14,7 +14,6 @@ from sqlmodel import Session, col, select
 
 from src.models import (
     Assessment,
-    ClusterCount,
     ComplianceSummary,
     Factory,
     Finding,
@@ -22,7 +21,7 @@ from src.models import (
     RemediationItem,
 )
 from src.models.assessments import RemediationItemUpdate, RemediationStatus
-from src.models.compliance_summaries import RiskBand
+from src.models.compliance_summaries import RiskBand, decode_cluster_counts
 from src.services.assessments import retract_assessment
 from src.services.catalogue import catalogue_questions
 from src.services.compliance_figures import risk_band
@@ -78,8 +77,10 @@ def body(raw: bytes) -> dict[str, Any]:
 
 
 def cluster_counts(session: Session, factory: Factory) -> dict[str, tuple[int, int]]:
-    rows = session.exec(select(ClusterCount).where(ClusterCount.factory_id == factory.id)).all()
-    return {row.cluster_code: (row.asked, row.non_compliant) for row in rows}
+    summary = session.get(ComplianceSummary, factory.id)
+    assert summary is not None
+    counts = decode_cluster_counts(summary.cluster_counts)
+    return {code: (asked, non_compliant) for code, (asked, non_compliant) in counts.items()}
 
 
 def item_for(session: Session, assessment_id: str, code: str) -> RemediationItem:
@@ -454,7 +455,6 @@ class TestDemoData:
         session.execute(delete(RemediationItem))
         session.execute(delete(Finding))
         session.execute(delete(ComplianceSummary))
-        session.execute(delete(ClusterCount))
         session.execute(delete(Assessment))
         assert seed_demo_compliance(session, factories) == 3
         again = session.exec(select(Assessment).order_by(col(Assessment.id))).all()
