@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import quote, unquote_plus
 
 import orjson
 from fastapi import Query, Request, Response
 from pydantic import BaseModel
+from starlette.datastructures import URL
 
 from src.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from src.services.pagination import Page as ServicePage
@@ -50,7 +52,11 @@ def link_header(request: Request, page: ServicePage[Any]) -> dict[str, str]:
     encoding it again was 5 % of a factory page)."""
     if page.next_cursor is None:
         return {}
-    url, _, query = str(request.url).partition("?")
+    scope = request.scope
+    server = scope.get("server")
+    host = next((value for key, value in scope["headers"] if key == b"host"), None)
+    url = _url_up_to_query(scope["scheme"], tuple(server) if server else None, host, scope["path"])
+    query = scope["query_string"].decode("latin-1")
     kept = [
         pair
         for pair in query.split("&")
@@ -58,6 +64,17 @@ def link_header(request: Request, page: ServicePage[Any]) -> dict[str, str]:
     ]
     kept.append("cursor=" + quote(page.next_cursor, safe=""))
     return {"Link": f'<{url}?{"&".join(kept)}>; rel="next"'}
+
+
+@lru_cache(maxsize=256)
+def _url_up_to_query(
+    scheme: str, server: tuple[str, int] | None, host: bytes | None, path: str
+) -> str:
+    """The request's URL without its query, as `request.url` has it (Starlette checks the Host
+    header there), built once for each host and path: building it was 4 % of a factory page."""
+    headers = [] if host is None else [(b"host", host)]
+    scope = {"scheme": scheme, "server": server, "path": path, "headers": headers}
+    return str(URL(scope=scope))
 
 
 def encoded_page(page: ServicePage[bytes]) -> bytes:

@@ -32,14 +32,11 @@ class Page(Generic[T]):
         return self.next_cursor is not None
 
 
-def _encode_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime | dt.date) else value
-
-
 def encode_cursor(kind: str, values: Sequence[Any], snapshot: dt.datetime | None = None) -> str:
-    payload: dict[str, Any] = {"k": kind, "v": [_encode_value(value) for value in values]}
+    # orjson writes dates and times as `isoformat()` does, which `decode_cursor` reads back.
+    payload: dict[str, Any] = {"k": kind, "v": values}
     if snapshot is not None:
-        payload["s"] = snapshot.isoformat()
+        payload["s"] = snapshot
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 

@@ -280,6 +280,28 @@ class TestPagination:
         assert pages == 3
         assert len(seen) == len(set(seen)) == 7
 
+    @pytest.mark.parametrize(
+        ("host", "linked"),
+        [
+            ("api.weft.example", "http://api.weft.example/v1/factories?"),
+            ("localhost:8080", "http://localhost:8080/v1/factories?"),
+            # Not a host: the server's own address, as Starlette gives `request.url`.
+            ("bad host/", "http://testserver/v1/factories?"),
+        ],
+    )
+    def test_the_link_header_names_the_host_the_request_named(
+        self, client: TestClient, session: Session, host: str, linked: str
+    ) -> None:
+        admin = make_programme_client(session)
+        for _ in range(2):
+            make_factory(session)
+        session.commit()
+        headers = bearer(client, admin)
+        for asked in (host, "other.example"):  # each host its own URL, however often asked
+            response = client.get("/v1/factories?limit=1", headers=headers | {"Host": asked})
+            expected = linked if asked == host else "http://other.example/v1/factories?"
+            assert response.headers["link"].startswith(f"<{expected}limit=1&cursor=")
+
     @pytest.mark.parametrize("cursor", ["garbage!", "eyJrIjoieCJ9", "e30"])
     def test_a_malformed_or_foreign_cursor_is_a_400(
         self, client: TestClient, world: dict[str, object], cursor: str
