@@ -350,14 +350,20 @@ def log_full_disclosure(
         session.add(AccessLogEntry(**values))
 
 
+def _supply_chain_readable(shape: Visibility, operands: _Operands) -> ColumnElement[bool]:
+    if shape.admin:
+        return true()
+    named = true() if shape.all_supply_chains else col(SupplyChain.id).in_(operands.chain_ids)
+    return and_(_owner_allowed(shape, operands), named)
+
+
 def supply_chain_readable(principal: Principal) -> ColumnElement[bool]:
     """A predicate on `supply_chains`: chains of the caller's organisation (a partner: of buyers
     that delegated to it) named in its token; every chain for the programme."""
-    if principal.is_admin:
-        return true()
-    named = (
-        true()
-        if principal.all_supply_chains
-        else col(SupplyChain.id).in_(principal.supply_chain_ids)
-    )
-    return and_(_owner_allowed(visibility_of(principal), _literal_operands(principal)), named)
+    return _supply_chain_readable(visibility_of(principal), _literal_operands(principal))
+
+
+def supply_chain_readable_bound(shape: Visibility) -> ColumnElement[bool]:
+    """`supply_chain_readable` for a caller of this shape, with `visibility_params` bound at
+    execution."""
+    return _supply_chain_readable(shape, BOUND)

@@ -8,18 +8,19 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, Engine, String, and_, bindparam, false, or_, true
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from src.db import utcnow
 from src.models import (
     Assessment,
+    CatalogueVersion,
     Cluster,
     ComplianceSummary,
     Factory,
@@ -38,11 +39,11 @@ from src.services.access import (
     active_on,
     consent_granted_bound,
     subscription_active,
-    supply_chain_readable,
+    supply_chain_readable_bound,
     visibility_of,
     visibility_params,
 )
-from src.services.catalogue import current_version
+from src.services.catalogue import NEWEST_FIRST
 from src.services.compliance_figures import UNRESOLVED
 from src.services.errors import NotFound
 
@@ -51,20 +52,6 @@ CSV_BATCH = 1000
 
 
 CHAIN = bindparam("chain_id", type_=String)
-
-
-def _require_chain(session: Session, principal: Principal, chain_id: str) -> bool:
-    """Raises NotFound unless the caller may read the chain; answers whether its factories show:
-    the chain's owner is subscribed today (without which none of them is visible), or the caller
-    is the programme."""
-    row = session.execute(
-        sa_select(subscription_active(col(SupplyChain.org_id), utcnow().date())).where(
-            col(SupplyChain.id) == chain_id, supply_chain_readable(principal)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"No supply chain {chain_id}.")
-    return bool(row[0]) or principal.is_admin
 
 
 def _chain_links(factories_show: bool) -> ColumnElement[bool]:
@@ -99,6 +86,24 @@ class _ChainRead:
 
 
 @cache
+def _chain_statement(shape: Visibility) -> Any:
+    return sa_select(subscription_active(col(SupplyChain.org_id), VISIBLE_ON)).where(
+        col(SupplyChain.id) == CHAIN, supply_chain_readable_bound(shape)
+    )
+
+
+def _require_chain(reader: Reader, principal: Principal, chain_id: str) -> _ChainRead:
+    """The chain's reads, or NotFound unless the caller may read the chain. Its factories show
+    when its owner is subscribed today (without which none of them is visible), or to the
+    programme."""
+    read = _ChainRead.of(principal, chain_id, factories_show=principal.is_admin)
+    row = reader.first(_chain_statement(read.shape), read.params)
+    if row is None:
+        raise NotFound(f"No supply chain {chain_id}.")
+    return replace(read, factories_show=read.factories_show or bool(row[0]))
+
+
+@cache
 def _bands_statement(factories_show: bool) -> Any:
     return (
         sa_select(
@@ -118,12 +123,8 @@ def _bands_statement(factories_show: bool) -> Any:
 def compliance_body(session: Session, *, principal: Principal, supply_chain_id: str) -> bytes:
     """The answer (a `SupplyChainCompliance`), encoded once: a large chain's ~2,000 nested
     objects cost more to build as models than to read."""
-    read = _ChainRead.of(
-        principal,
-        supply_chain_id,
-        factories_show=_require_chain(session, principal, supply_chain_id),
-    )
     reader = Reader.of_session(session)
+    read = _require_chain(reader, principal, supply_chain_id)
     rows = reader.all(_bands_statement(read.factories_show), read.params)
     # Bands stay the stored strings (RiskBand is a StrEnum, so they key BAND_ORDER as they are).
     bands = Counter(band or "unassessed" for _, _, band, _, _ in rows)
@@ -142,26 +143,29 @@ def compliance_body(session: Session, *, principal: Principal, supply_chain_id: 
         "supply_chain_id": supply_chain_id,
         "factories": len(rows),
         "risk_bands": {band: bands[band] for band in RiskBandCounts.model_fields},
-        "clusters": _cluster_rates(session, [counts for *_, counts in rows if counts]),
+        "clusters": _cluster_rates(reader, [counts for *_, counts in rows if counts]),
         "open_critical_issues": _open_critical_issues(reader, read, names),
         "worsened": worsened,
     }
     return orjson.dumps(answer)
 
 
-def _cluster_names(session: Session) -> dict[str, str]:
-    version = current_version(session)
-    if version is None:
-        return {}
-    clusters = session.exec(
-        select(Cluster)
-        .where(col(Cluster.version) == version.version)
+@cache
+def _cluster_names_statement() -> Any:
+    newest = sa_select(col(CatalogueVersion.version)).order_by(*NEWEST_FIRST).limit(1)
+    return (
+        sa_select(col(Cluster.code), col(Cluster.name))
+        .where(col(Cluster.version) == newest.scalar_subquery())
         .order_by(col(Cluster.position))
-    ).all()
-    return {cluster.code: cluster.name for cluster in clusters}
+    )
 
 
-def _cluster_rates(session: Session, encoded_counts: list[bytes]) -> list[dict[str, Any]]:
+def _cluster_names(reader: Reader) -> dict[str, str]:
+    """The current catalogue version's cluster names by code, in the catalogue's order."""
+    return dict(reader.all(_cluster_names_statement(), {}))
+
+
+def _cluster_rates(reader: Reader, encoded_counts: list[bytes]) -> list[dict[str, Any]]:
     """Each cluster's questions asked and found non-compliant over the chain's factories, added
     up from their summaries' `cluster_counts`, and the rate they give."""
     totals: dict[str, list[int]] = {}
@@ -170,7 +174,7 @@ def _cluster_rates(session: Session, encoded_counts: list[bytes]) -> list[dict[s
             total = totals.setdefault(code, [0, 0])
             total[0] += asked
             total[1] += non_compliant
-    names = _cluster_names(session)
+    names = _cluster_names(reader)
     codes = list(names) + sorted(set(totals) - set(names))
     rates = []
     for code in codes:
@@ -252,12 +256,9 @@ def export_supply_chain_csv(
 ) -> Iterator[str]:
     """The chain's factories with their summary figures, one CSV row each, read in batches."""
     with Session(engine) as session:
-        read = _ChainRead.of(
-            principal,
-            supply_chain_id,
-            factories_show=_require_chain(session, principal, supply_chain_id),
-        )
-        clusters = list(_cluster_names(session))
+        reader = Reader.of_session(session)
+        read = _require_chain(reader, principal, supply_chain_id)
+        clusters = list(_cluster_names(reader))
         yield _csv_line([
             "factory_id", "name", "country", "supplier_code", "risk_band", "previous_risk_band",
             "open_critical_issues", "cycle", *[f"non_compliance_{code}" for code in clusters],
