@@ -55,8 +55,9 @@ def link_header(request: Request, page: ServicePage[Any]) -> dict[str, str]:
     scope = request.scope
     server = scope.get("server")
     host = next((value for key, value in scope["headers"] if key == b"host"), None)
-    url = _url_up_to_query(scope["scheme"], tuple(server) if server else None, host, scope["path"])
-    query = scope["query_string"].decode("latin-1")
+    scheme = scope.get("scheme", "http")  # optional in ASGI, as Starlette reads it
+    url = _url_up_to_query(scheme, tuple(server) if server else None, host, scope["path"])
+    query = scope.get("query_string", b"").decode("latin-1")
     kept = [
         pair
         for pair in query.split("&")
