@@ -135,8 +135,8 @@ def run(database: str) -> list[tuple[str, str]]:
                     "factory page (50)": partial(
                         wrk, url=page_url, headers=auth, seconds=ROUND_SECONDS
                     ),
-                    # The same page, through a token naming no chain: its chains are found by
-                    # the page's statements (on PostgreSQL, in the same one).
+                    # The same page, through a token naming no chain: the buyer's one chain is
+                    # found by the statement walking it.
                     "factory page (50), token naming no chain": partial(
                         wrk,
                         url=page_url,
