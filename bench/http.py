@@ -135,8 +135,8 @@ def run(database: str) -> list[tuple[str, str]]:
                     "factory page (50)": partial(
                         wrk, url=page_url, headers=auth, seconds=ROUND_SECONDS
                     ),
-                    # The same page, through a token naming no chain: the buyer's one chain is
-                    # found by the statement walking it.
+                    # The same page, through a token naming no chain: the buyer's chain, seen
+                    # within the minute, is walked by a statement checking it is still its one.
                     "factory page (50), token naming no chain": partial(
                         wrk,
                         url=page_url,

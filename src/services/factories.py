@@ -241,7 +241,13 @@ def _ranked_in_page_order(walked: Any) -> Any:
 
 @cache
 def _chains_walk_statement(
-    shape: Visibility, filters: frozenset[str], *, after: bool, chains: int, postgresql: bool
+    shape: Visibility,
+    filters: frozenset[str],
+    *,
+    after: bool,
+    chains: int,
+    postgresql: bool,
+    as_seen: bool = False,
 ) -> Any:
     """The page read from the chains `chain_0`, `chain_1`... (those of them the caller sees), each
     walked in page order through `ix_supply_chain_links_page`: a chain's links carry their
@@ -250,21 +256,40 @@ def _chains_walk_statement(
     first `limit` rows and the database merges them (on PostgreSQL the walks read links alone,
     and only the page's are joined to their factories: `_ranked_in_page_order`); a factory in
     two chains comes once from each, with that chain's supplier code, one after the other
-    (`_merged`)."""
-    visible = col(SupplyChainLink.supply_chain_id).in_(visible_chain_ids_bound(shape))
+    (`_merged`).
+
+    `as_seen`: the chains are those a token naming none was seen with (`_seen`), and the
+    statement answers nothing unless the caller sees exactly them still (`_sees_only`), so its
+    rows need not each check their chain."""
     selected: tuple[Any, ...] = _PAGE_ROW
     if chains > 1:
         selected = _LINK_COLUMNS if postgresql else (*_PAGE_ROW, *_MERGED_BY)
     arms = [
         _chain_walk(
             shape, filters, after=after, chain_id=bindparam(f"chain_{number}"), selected=selected
-        ).where(visible)
+        )
         for number in range(chains)
     ]
-    if chains == 1:
-        return arms[0]
-    merged = union_all(*(arm.subquery().select() for arm in arms)).subquery()
-    return _ranked_in_page_order(merged) if postgresql else _merged_in_page_order(merged)
+    if not as_seen:
+        visible = col(SupplyChainLink.supply_chain_id).in_(visible_chain_ids_bound(shape))
+        arms = [arm.where(visible) for arm in arms]
+    statement = arms[0]
+    if chains > 1:
+        merged = union_all(*(arm.subquery().select() for arm in arms)).subquery()
+        statement = _ranked_in_page_order(merged) if postgresql else _merged_in_page_order(merged)
+    return statement.where(_sees_only(shape, chains)) if as_seen else statement
+
+
+def _sees_only(shape: Visibility, chains: int) -> ColumnElement[bool]:
+    """True while the chains the caller sees are `chain_0`... `chain_{chains - 1}`: none besides
+    them (a chain added, or swapped for one of them) and as many (none withdrawn: a partner's
+    delegation ended leaves its buyer's links, and the walk's rows do not check their chain)."""
+    seen = visible_chain_ids_bound(shape).cte("seen_chains")
+    walked: list[Any] = [bindparam(f"chain_{number}") for number in range(chains)]
+    others = sa_select(seen.c.id).where(seen.c.id.not_in(walked))
+    return and_(
+        ~exists(others), sa_select(func.count()).select_from(seen).scalar_subquery() == chains
+    )
 
 
 @cache
@@ -278,19 +303,6 @@ def _lateral_walk_statement(shape: Visibility, filters: frozenset[str], *, after
     ).lateral()
     walks = sa_select(walked).select_from(chains).join(walked, true())
     return _ranked_in_page_order(walks.subquery())
-
-
-@cache
-def _only_chain_walk_statement(shape: Visibility, filters: frozenset[str], *, after: bool) -> Any:
-    """For a token naming no chain, of an organisation with one (a brand's usual "all
-    suppliers"): that chain's walk, found by the same statement, which is the page as it
-    stands; no rows unless the caller sees exactly one chain. On PostgreSQL the `LATERAL` walk
-    takes the server ~40 % more time a page, on SQLite finding the chain first a statement."""
-    chains = visible_chain_ids_bound(shape).cte("seen_chains")
-    count = sa_select(func.count()).select_from(chains).scalar_subquery()
-    only = sa_select(func.min(chains.c.id)).scalar_subquery()
-    walk = _chain_walk(shape, filters, after=after, chain_id=only, selected=_PAGE_ROW)
-    return walk.where(count == 1)
 
 
 @cache
@@ -311,7 +323,7 @@ class _Seen:
     """What a caller sees: its links (of those the link filters keep) and its supply chains."""
 
     links: int
-    chains: int
+    chains: tuple[str, ...]
 
 
 # What a caller sees changes slowly, and the figures only choose between plans that answer the
@@ -323,16 +335,13 @@ _SEEN_LOCK = Lock()
 
 @cache
 def _seen_statement(shape: Visibility, link_filters: frozenset[str]) -> Any:
-    """How many links the caller sees, of those the link filters keep, and how many chains."""
+    """The chains the caller sees, each with how many links it sees (of those the link filters
+    keep); no rows for a caller seeing no chain, and so no link."""
     chains = visible_chain_ids_bound(shape).subquery()
-    links = (
-        sa_select(func.count(), sa_select(func.count()).select_from(chains).scalar_subquery())
-        .select_from(SupplyChainLink)
-        .where(visible_links_bound(shape))
-    )
+    links = sa_select(func.count()).select_from(SupplyChainLink).where(visible_links_bound(shape))
     for name in sorted(link_filters):
         links = links.where(_LINK_FILTERS[name])
-    return links
+    return sa_select(chains.c.id, links.scalar_subquery()).order_by(chains.c.id)
 
 
 def _seen(principal: Principal, shape: Visibility, filters: dict[str, Any]) -> Reads[_Seen]:
@@ -346,7 +355,7 @@ def _seen(principal: Principal, shape: Visibility, filters: dict[str, Any]) -> R
             _seen_statement(shape, frozenset(link_filters)),
             visibility_params(principal) | link_filters,
         )
-        seen = _Seen(links=int(rows[0][0]), chains=int(rows[0][1]))
+        seen = _Seen(links=int(rows[0][1]) if rows else 0, chains=tuple(row[0] for row in rows))
         with _SEEN_LOCK:
             _SEEN[key] = seen
     return seen
@@ -412,18 +421,6 @@ def _items(rows: Sequence[Any], codes: SupplierCodes) -> list[EncodedFactory]:
 WALKED_CHAINS_AT_MOST = 8
 
 
-def _chains_to_walk(
-    principal: Principal, shape: Visibility, filters: dict[str, Any], params: dict[str, Any]
-) -> Reads[list[str]]:
-    """The chains whose links the page walks: those the token names (for a token naming none,
-    those the caller sees), or the one a `supply_chain` filter names."""
-    named = principal.supply_chain_ids
-    if principal.all_supply_chains:
-        named = tuple(row[0] for row in (yield _visible_chains_statement(shape), params))
-    only = filters.get("supply_chain")
-    return sorted({chain_id for chain_id in named if only in (None, chain_id)})
-
-
 def _walk_chains(
     principal: Principal,
     shape: Visibility,
@@ -436,29 +433,57 @@ def _walk_chains(
     seen: _Seen,
 ) -> Reads[tuple[list[Any], SupplierCodes] | None]:
     """The page's rows and codes walked through the caller's chains' links; none past
-    `WALKED_CHAINS_AT_MOST` chains, which the walk over every factory serves. A token naming no
-    chain, of an organisation seen with one chain a minute ago, walks it at once, and only if
-    that finds nothing (the chain's walk has ended, or the organisation has a chain more) as
-    any other."""
+    `WALKED_CHAINS_AT_MOST` chains, which the walk over every factory serves. The chains are
+    those the token names, or the one a `supply_chain` filter names; for a token naming none,
+    those its caller was seen with within the minute, walked at once, and only if that finds
+    nothing (the walk has ended, or the caller's chains have changed) those it sees now."""
     names = frozenset(filter_params)
-    if principal.all_supply_chains and "supply_chain" not in filter_params:
-        if seen.chains == 1:
-            rows = yield _only_chain_walk_statement(shape, names, after=after), params
+    only = filter_params.get("supply_chain")
+    if principal.all_supply_chains and only is None:
+        if len(seen.chains) <= WALKED_CHAINS_AT_MOST:
+            rows = yield from _walked(
+                shape, names, params, seen.chains, after=after, postgresql=postgresql, as_seen=True
+            )
             if rows:
                 return _merged(rows)
         if postgresql:
             return _merged((yield _lateral_walk_statement(shape, names, after=after), params))
-    chains = yield from _chains_to_walk(principal, shape, filter_params, params)
+        chains = [row[0] for row in (yield _visible_chains_statement(shape), params)]
+    elif only is not None:
+        # A chain the caller does not see gives no rows: the walk checks each row's chain.
+        chains = [only] if principal.all_supply_chains or only in principal.supply_chain_ids else []
+    else:
+        chains = sorted(set(principal.supply_chain_ids))
     if len(chains) > WALKED_CHAINS_AT_MOST:
         return None
-    walked = _chains_walk_statement(
-        shape, names - {"supply_chain"}, after=after, chains=len(chains), postgresql=postgresql
+    walked = yield from _walked(
+        shape, names - {"supply_chain"}, params, chains, after=after, postgresql=postgresql
     )
-    chain_params = {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
-    rows, codes = _merged((yield walked, params | chain_params) if chains else [])
-    if "supply_chain" in filter_params:  # its rows hold only that chain's codes
+    rows, codes = _merged(walked)
+    if only is not None:  # its rows hold only that chain's codes
         codes = yield from _codes(principal, rows[:limit])
     return rows, codes
+
+
+def _walked(
+    shape: Visibility,
+    filters: frozenset[str],
+    params: dict[str, Any],
+    chains: Sequence[str],
+    *,
+    after: bool,
+    postgresql: bool,
+    as_seen: bool = False,
+) -> Reads[list[Any]]:
+    """The rows of `_chains_walk_statement` over these chains (none for no chain)."""
+    if not chains:
+        return []
+    statement = _chains_walk_statement(
+        shape, filters, after=after, chains=len(chains), postgresql=postgresql, as_seen=as_seen
+    )
+    chain_params = {f"chain_{number}": chain_id for number, chain_id in enumerate(chains)}
+    rows: list[Any] = yield statement, params | chain_params
+    return rows
 
 
 def factory_page(
@@ -477,10 +502,10 @@ def factory_page(
     for a page, and a lookup by supplier code reads its one link, where a walk checks each of
     the caller's factories for the code) has its factories read through them and sorted; any
     other walks its chains' links in page order (`_chains_walk_statement`): those its token
-    names, or for a token naming none, its one chain found by the same statement
-    (`_only_chain_walk_statement`) or those a first statement finds (on PostgreSQL, the same
-    statement: `_lateral_walk_statement`); past `WALKED_CHAINS_AT_MOST` chains it walks every
-    factory as the programme does, checking each.
+    names, or for a token naming none, those it was seen with within the minute, the statement
+    checking they are still the caller's, or failing that those a first statement finds (on
+    PostgreSQL, the same statement: `_lateral_walk_statement`); past `WALKED_CHAINS_AT_MOST`
+    chains it walks every factory as the programme does, checking each.
 
     Each plan's statement also checks the caller's client (`CLIENT_STANDS`), so the route need
     not: only an empty page asks whether the client was revoked. The reads are run by the

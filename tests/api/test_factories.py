@@ -171,13 +171,24 @@ class TestRevokedClient:
         assert refused.status_code == 401
         assert refused.json()["detail"] == "The client behind this token has been revoked."
 
-    @pytest.mark.parametrize("names_its_chain", [True, False])
-    def test_a_page_through_the_tokens_chain_takes_one_statement(
-        self, client: TestClient, session: Session, engine: Engine, names_its_chain: bool
+    @pytest.mark.parametrize("chains", [1, 2])
+    @pytest.mark.parametrize("names_its_chains", [True, False])
+    def test_a_page_through_the_tokens_chains_takes_one_statement(
+        self,
+        client: TestClient,
+        session: Session,
+        engine: Engine,
+        chains: int,
+        names_its_chains: bool,
     ) -> None:
-        # A token naming no chain reads its organisation's one chain as if it named it.
+        # A token naming no chain reads the chains its organisation was seen with as if it
+        # named them: the statement walking them checks they are still the caller's.
         buyer, chain = buyer_linking(session, 3)
-        credentials = make_client(session, buyer, supply_chains=[chain] if names_its_chain else [])
+        others = [make_supply_chain(session, buyer) for _ in range(chains - 1)]
+        for other in others:
+            link(session, other, make_factory(session))
+        named = [chain, *others] if names_its_chains else []
+        credentials = make_client(session, buyer, supply_chains=named)
         session.commit()
         headers = bearer(client, credentials)
         assert len(client.get("/v1/factories?limit=1", headers=headers).json()["data"]) == 1
@@ -186,6 +197,28 @@ class TestRevokedClient:
         assert len(page["data"]) == 1
         reads = [sql for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
         assert len(reads) == 1
+
+    @pytest.mark.parametrize("names_its_chains", [True, False])
+    def test_a_page_of_one_of_the_tokens_chains_takes_two_statements(
+        self, client: TestClient, session: Session, engine: Engine, names_its_chains: bool
+    ) -> None:
+        # The chain's walk, checking each row's chain, then the factories' codes in the other
+        # chains: a token naming none does not look its chains up first.
+        buyer, chain = buyer_linking(session, 3)
+        other = make_supply_chain(session, buyer)
+        link(session, other, make_factory(session))
+        credentials = make_client(
+            session, buyer, supply_chains=[chain, other] if names_its_chains else []
+        )
+        session.commit()
+        headers = bearer(client, credentials)
+        url = f"/v1/factories?limit=1&supply_chain={chain.id}"
+        assert len(client.get(url, headers=headers).json()["data"]) == 1
+        with count_statements(engine) as statements:
+            page = client.get(url, headers=headers).json()
+        assert len(page["data"]) == 1
+        reads = [sql for sql in statements if sql.lstrip().upper().startswith(("SELECT", "WITH"))]
+        assert len(reads) == 2
 
 
 class TestFilters:

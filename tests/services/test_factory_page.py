@@ -5,14 +5,14 @@ chains' links in page order. Each answers the same pages."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from src.models import Factory, Organization, SupplyChain, SupplyChainLink
+from src.models import Delegation, Factory, Organization, SupplyChain, SupplyChainLink
 from src.models.factories import FactoryUpdate
 from src.models.organizations import OrgKind
 from src.prepared_reads import Reader, read_with
@@ -38,20 +38,22 @@ from tests.statements import count_statements
 TODAY = dt.date.today()
 # What tells the plans apart in the SQL they run, the first that a statement holds.
 PLANS = {
-    "one chain": "WITH seen_chains",
+    "seen chains": "WITH seen_chains",
     "lateral": "JOIN LATERAL",
     "links": "factories.id IN (SELECT supply_chain_links.factory_id",
     "chains": "ORDER BY supply_chain_links.factory_updated_at",
 }
 
 
-def chain_walk(engine: Engine, who: Principal, chains: int) -> str:
-    """The plan walking the caller's chains (`chains` of them): a token naming none has its one
-    chain found and walked by one statement, and on PostgreSQL several."""
-    if not who.all_supply_chains:
-        return "chains"
-    if chains == 1:
-        return "one chain"
+def chain_walk(who: Principal) -> str:
+    """The plan walking the caller's chains: those its token names, or for a token naming none,
+    those it was seen with, checked by the same statement."""
+    return "seen chains" if who.all_supply_chains else "chains"
+
+
+def chains_found(engine: Engine) -> str:
+    """The plan walking the chains a token naming none sees now: found by a first statement, or
+    on PostgreSQL by the walk itself."""
     return "lateral" if engine.dialect.name == "postgresql" else "chains"
 
 
@@ -115,6 +117,18 @@ def walk(
     return [item["id"] for item in items], plan
 
 
+def seen_then_changed(
+    session: Session, engine: Engine, who: Principal, change: Callable[[], None]
+) -> tuple[list[str], tuple[list[str], str]]:
+    """The factory ids of the caller's pages, walked through the chains it is seen with; then,
+    after `change` within the minute, those ids again and the plans that served them."""
+    before, plan = walk(session, engine, who, limit=2)
+    assert plan == "seen chains"
+    change()
+    session.flush()
+    return before, walk(session, engine, who, limit=2)
+
+
 class RowCountingReader(Reader):
     """A session's reader that keeps how many rows each statement sent back."""
 
@@ -171,7 +185,7 @@ class TestPlans:
         who = caller(session, buyer)
         assert walk(session, engine, who, limit=2) == (
             [factory.id for factory in sorted(factories[:25], key=page_order)],
-            chain_walk(engine, who, chains=1),
+            chain_walk(who),
         )
 
     def test_the_programme_walks_every_factory_in_page_order(
@@ -207,7 +221,7 @@ class TestPlans:
             walked, plan_when_walking = listed(session, engine, who, limit=1)
             read, plan = listed(session, engine, who, limit=500)
             assert plan == "links"
-            assert plan_when_walking == (chain_walk(engine, who, chains=2) if expected else "links")
+            assert plan_when_walking == (chain_walk(who) if expected else "links")
             assert walked == read
             assert listed(session, engine, who, limit=1, postgresql=False)[0] == walked
             assert [item["id"] for item in read] == [
@@ -290,7 +304,7 @@ class TestPlans:
             update_factory(session, factory_id=factory.id, data=FactoryUpdate(country="VN"))
         who, filters = caller(session, buyer), FactoryFilters(country="VN")
         walked, plan = listed(session, engine, who, limit=1, filters=filters)
-        assert plan == chain_walk(engine, who, chains=2)
+        assert plan == chain_walk(who)
         assert walked == listed(session, engine, who, limit=500, filters=filters)[0]
         assert [item["id"] for item in walked] == [f.id for f in sorted(kept, key=page_order)]
         assert [len(item["supplier_codes"]) for item in walked].count(2) == 2
@@ -305,29 +319,69 @@ class TestPlans:
         link(session, make_supply_chain(session, buyer), later)
         who = caller(session, buyer)
         ids, plan = walk(session, engine, who, limit=2)
-        assert plan == chain_walk(engine, who, chains=2)
+        assert plan == chain_walk(who)
         assert ids[-2:] == [edited.id, later.id]
+
+    # A token naming no chain walks the chains its caller was seen with, kept a minute; the
+    # statement finds nothing once they have changed, and the page is walked again through the
+    # chains the caller sees now.
 
     def test_a_chain_added_within_the_minute_is_walked_at_once(
         self, session: Session, engine: Engine
     ) -> None:
-        # The walk of an organisation's one chain is chosen by a count kept a minute; its
-        # statement finds nothing once the organisation has a second chain, and the page is
-        # walked again through both.
         buyer, factories, _ = buyer_seeing(session, 25, of=30)
-        who = caller(session, buyer)
-        assert walk(session, engine, who, limit=2)[1] == "one chain"
-        link(session, make_supply_chain(session, buyer), factories[27])
-        ids, plans = walk(session, engine, who, limit=2)
+
+        def add() -> None:
+            link(session, make_supply_chain(session, buyer), factories[27])
+
+        _, (ids, plans) = seen_then_changed(session, engine, caller(session, buyer), add)
         assert ids == [f.id for f in sorted([*factories[:25], factories[27]], key=page_order)]
-        assert plans == "one chain then " + chain_walk(engine, who, chains=2)
+        assert plans == "seen chains then " + chains_found(engine)
+
+    def test_a_chain_swapped_for_another_within_the_minute_is_walked_at_once(
+        self, session: Session, engine: Engine
+    ) -> None:
+        # As many chains as were seen, but not the same: a count alone would walk the old ones.
+        buyer, factories, _ = buyer_seeing(session, 25, of=30)
+        removed = make_supply_chain(session, buyer)
+        removed_link = link(session, removed, factories[26])
+
+        def swap() -> None:
+            session.delete(removed_link)
+            session.flush()
+            session.delete(removed)
+            link(session, make_supply_chain(session, buyer), factories[27])
+
+        _, (ids, plans) = seen_then_changed(session, engine, caller(session, buyer), swap)
+        assert ids == [f.id for f in sorted([*factories[:25], factories[27]], key=page_order)]
+        assert plans == "seen chains then " + chains_found(engine)
+
+    def test_a_chain_no_longer_seen_is_not_walked_within_the_minute(
+        self, session: Session, engine: Engine
+    ) -> None:
+        # A partner's chains are its delegating buyers'. A delegation withdrawn leaves that
+        # buyer's links in place, and the walk's rows do not check their chain.
+        staying, factories, _ = buyer_seeing(session, 25, of=30)
+        leaving = make_buyer(session)
+        link(session, make_supply_chain(session, leaving), factories[28])
+        partner = make_partner(session, staying, leaving)
+
+        def withdraw() -> None:
+            session.delete(session.get_one(Delegation, (partner.id, leaving.id)))
+
+        before, (ids, plans) = seen_then_changed(
+            session, engine, caller(session, partner), withdraw
+        )
+        assert factories[28].id in before
+        assert ids == [f.id for f in sorted(factories[:25], key=page_order)]
+        assert plans == "seen chains then " + chains_found(engine)
 
     def test_a_lookup_by_supplier_code_is_read_through_the_links_that_have_it(
         self, session: Session, engine: Engine
     ) -> None:
         buyer, factories, links = buyer_seeing(session, 25, of=30)
         who = caller(session, buyer)
-        assert walk(session, engine, who, limit=2)[1] == chain_walk(engine, who, chains=1)
+        assert walk(session, engine, who, limit=2)[1] == chain_walk(who)
         filters = FactoryFilters(supplier_code=links[7].supplier_code)
         assert walk(session, engine, caller(session, buyer), limit=2, filters=filters) == (
             [factories[7].id],
