@@ -15,7 +15,15 @@ from src.api.deps import (
     get_principal,
     principal_checked_by_route,
 )
-from src.api.pagination import CursorQuery, LimitQuery, Page, encoded_page, link_header
+from src.api.pagination import (
+    CursorQuery,
+    LimitQuery,
+    Page,
+    encoded_page,
+    kept_snapshot,
+    link_header,
+    page_etag,
+)
 from src.api.self_served import add_served_as_is, documented_query, query_of
 from src.api.streaming import ClosingStreamingResponse
 from src.models.base import IsoDateTime
@@ -102,9 +110,12 @@ async def list_factories(request: Request) -> Response:
             cursor=query.cursor,
             limit=query.limit,
             postgresql=request.app.state.engine.dialect.name == "postgresql",
+            kept_snapshot=None if query.cursor else kept_snapshot(request),
         ),
     )
-    return Response(encoded_page(page), media_type=JSON, headers=link_header(request, page))
+    body = encoded_page(page)
+    headers = link_header(request, page) | {"ETag": page_etag(body, page)}
+    return Response(body, media_type=JSON, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
@@ -12,6 +14,7 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel
 from starlette.datastructures import URL
 
+from src.etags import etag_for
 from src.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from src.services.pagination import Page as ServicePage
 
@@ -82,3 +85,26 @@ def encoded_page(page: ServicePage[bytes]) -> bytes:
     """The answer for a page of items the service encoded already (`Page` once serialised)."""
     rest = orjson.dumps({"next_cursor": page.next_cursor, "has_more": page.has_more})
     return b'{"data":[' + b",".join(page.items) + b"]," + rest[1:]
+
+
+# A page walked from a snapshot names it in its entity tag, after the body's hash, in
+# microseconds since 1970 (17 digits reach the year 5138, within `datetime`'s range).
+_SNAPSHOT_TAG = re.compile(r'W/"[0-9a-f]{32}\.(\d{1,17})"')
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def page_etag(body: bytes, page: ServicePage[Any]) -> str:
+    """A page's weak entity tag. A page whose cursor carries its walk's snapshot names it too, so
+    that a conditional GET of a first page can ask for the same walk (`kept_snapshot`): its
+    cursor, and so its bytes, would otherwise differ on every request."""
+    tag = etag_for(body, weak=True)
+    if page.snapshot is None or page.next_cursor is None:
+        return tag
+    return f'{tag[:-1]}.{(page.snapshot - _EPOCH) // _MICROSECOND}"'
+
+
+def kept_snapshot(request: Request) -> dt.datetime | None:
+    """The snapshot a page's tag in the request's `If-None-Match` names, if one does."""
+    found = _SNAPSHOT_TAG.search(request.headers.get("if-none-match", ""))
+    return _EPOCH + int(found[1]) * _MICROSECOND if found else None

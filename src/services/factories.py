@@ -486,6 +486,22 @@ def _walked(
     return rows
 
 
+@cache
+def _last_change_statement() -> Any:
+    # `max` reads the end of `ix_factories_updated_at_id`, in any plan.
+    return sa_select(func.max(col(Factory.updated_at)))
+
+
+def _still_current(snapshot: dt.datetime) -> Reads[dt.datetime | None]:
+    """`snapshot` if it has passed and no factory has changed since, as a walk fixed there then
+    lists what one fixed now would; otherwise None."""
+    if snapshot > utcnow():
+        return None
+    rows = yield _last_change_statement(), {}
+    last_change = rows[0][0]
+    return snapshot if last_change is None or last_change <= snapshot else None
+
+
 def factory_page(
     *,
     principal: Principal,
@@ -493,9 +509,14 @@ def factory_page(
     cursor: str | None,
     limit: int,
     postgresql: bool,
+    kept_snapshot: dt.datetime | None = None,
 ) -> Reads[Page[EncodedFactory]]:
-    """One page ordered by (`updated_at`, `id`); like `paginate` with a snapshot column: the first
-    page fixes the moment the walk started and later pages skip rows changed after it.
+    """One page ordered by (`updated_at`, `id`), of a walk taken as a snapshot: the first page
+    fixes the moment the walk started and later pages skip rows changed after it (a row edited
+    during the walk is not listed twice; the next sync, from the newest `updated_at` seen,
+    lists it). A first page the caller holds already names its moment (`kept_snapshot`, from
+    its entity tag): the walk starts there again while it is still current (`_still_current`),
+    so that the same page is the same bytes and a conditional GET answers 304.
 
     Three plans, the same pages: the programme walks every factory in page order; a caller
     seeing few links (at most `limit + 1`: reading them all costs no more than walking a chain
@@ -518,6 +539,8 @@ def factory_page(
         decoded = decode_cursor(LIST_KIND, cursor, (dt.datetime, str))
         params["after_updated_at"], params["after_id"] = decoded.values
         snapshot = decoded.snapshot
+    elif kept_snapshot is not None:
+        snapshot = yield from _still_current(kept_snapshot)
     params["snapshot"] = snapshot = snapshot or utcnow()
     shape = visibility_of(principal)
     names, after = frozenset(filter_params), bool(cursor)
@@ -542,7 +565,7 @@ def factory_page(
         last_id, last_item = rows[-1]
         updated_at = dt.datetime.fromisoformat(orjson.loads(last_item)["updated_at"])
         next_cursor = encode_cursor(LIST_KIND, (updated_at, last_id), snapshot)
-    return Page(items=_items(rows, codes), next_cursor=next_cursor)
+    return Page(items=_items(rows, codes), next_cursor=next_cursor, snapshot=snapshot)
 
 
 def list_factories(

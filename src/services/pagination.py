@@ -13,7 +13,6 @@ import orjson
 from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlmodel import Session
 
-from src.db import utcnow
 from src.services.errors import FieldError, InvalidCursor
 
 T = TypeVar("T")
@@ -26,6 +25,9 @@ MAX_LIMIT = 500
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+    snapshot: dt.datetime | None = None
+    """For a list walked as a snapshot (the factories), the moment its walk fixed: its cursors
+    carry it."""
 
     @property
     def has_more(self) -> bool:
@@ -105,24 +107,14 @@ def paginate(
     cursor: str | None,
     limit: int,
     scalars: bool = True,
-    snapshot_column: Any = None,
     key_of: Callable[[Any], Sequence[Any]] | None = None,
 ) -> Page[Any]:
     """One page of `statement` ordered by `order_by` (ascending, unique together), after `cursor`.
-
-    With `snapshot_column` (an `updated_at` the list is ordered by), the first page fixes the moment
-    the walk started and later pages skip rows changed after it: a row edited during the walk is
-    not returned twice, and the next walk (from the newest `updated_at` seen) picks it up.
     `key_of` gives a row's sort key when rows are not single entities with those attributes.
     Reads one row more than `limit` to know whether another page follows."""
-    snapshot = None
     if cursor:
         decoded = decode_cursor(kind, cursor, types)
         statement = statement.where(_after(order_by, decoded.values))
-        snapshot = decoded.snapshot
-    if snapshot_column is not None:
-        snapshot = snapshot or utcnow()
-        statement = statement.where(snapshot_column <= snapshot)
     statement = statement.order_by(*order_by).limit(limit + 1)
     result = session.execute(statement)
     rows = list(result.scalars() if scalars else result.all())
@@ -131,5 +123,5 @@ def paginate(
         rows = rows[:limit]
         last = rows[-1]
         key = key_of(last) if key_of else [getattr(last, column.key) for column in order_by]
-        next_cursor = encode_cursor(kind, key, snapshot)
+        next_cursor = encode_cursor(kind, key)
     return Page(items=rows, next_cursor=next_cursor)

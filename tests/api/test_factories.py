@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,10 @@ from sqlmodel import Session, select
 
 from src.db import utcnow
 from src.models import Client, Event, Factory, Organization, SupplyChain
+from src.models.factories import FactoryUpdate
 from src.services.clients import NewClient
+from src.services.factories import update_factory
+from src.services.pagination import decode_cursor
 from tests.builders import (
     bearer,
     link,
@@ -25,6 +29,8 @@ from tests.builders import (
     make_supply_chain,
 )
 from tests.statements import count_statements
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -449,6 +455,88 @@ class TestSync:
         )
         assert unlinked.status_code == 204
         assert synced_since(since) == {linked_before.id: ["S-1"]}
+
+
+def walked_ids(client: TestClient, headers: dict[str, str], first: dict[str, object]) -> list[str]:
+    """The factory ids of a walk from its first page's answer, following its cursors."""
+    ids = [str(item["id"]) for item in first["data"]]  # type: ignore[attr-defined]
+    cursor = first["next_cursor"]
+    while cursor is not None:
+        page = client.get(f"/v1/factories?limit=1&cursor={cursor}", headers=headers).json()
+        ids += [item["id"] for item in page["data"]]
+        cursor = page["next_cursor"]
+    return ids
+
+
+class TestConditionalGets:
+    """Weak entity tags on pages. A first page's cursor carries the moment its walk started, so
+    its bytes differ on every request; its tag names that moment, and the same first page asked
+    with the tag is walked from it again while no factory has changed since."""
+
+    @pytest.fixture
+    def buyer_headers(self, client: TestClient, session: Session) -> dict[str, str]:
+        buyer, _ = buyer_linking(session, 3)
+        credentials = make_client(session, buyer)
+        session.commit()
+        return bearer(client, credentials)
+
+    def test_a_first_page_answers_304_to_its_own_tag(
+        self, client: TestClient, buyer_headers: dict[str, str]
+    ) -> None:
+        first = client.get("/v1/factories?limit=1", headers=buyer_headers)
+        tag = first.headers["etag"]
+        assert tag.startswith('W/"')
+        assert first.json()["has_more"]
+        again = client.get("/v1/factories?limit=1", headers=buyer_headers | {"If-None-Match": tag})
+        assert again.status_code == 304
+        assert again.headers["etag"] == tag
+
+    def test_a_later_page_answers_304_to_its_own_tag(
+        self, client: TestClient, buyer_headers: dict[str, str]
+    ) -> None:
+        cursor = client.get("/v1/factories?limit=1", headers=buyer_headers).json()["next_cursor"]
+        url = f"/v1/factories?limit=1&cursor={cursor}"
+        tag = client.get(url, headers=buyer_headers).headers["etag"]
+        assert tag.startswith('W/"')
+        assert client.get(url, headers=buyer_headers | {"If-None-Match": tag}).status_code == 304
+
+    def test_a_factory_changed_since_the_tag_gets_a_walk_from_now(
+        self, client: TestClient, session: Session, buyer_headers: dict[str, str]
+    ) -> None:
+        # Walked from the tag's moment, the sync would leave out the factory changed after it.
+        first = client.get("/v1/factories?limit=1", headers=buyer_headers)
+        changed_id = walked_ids(client, buyer_headers, first.json())[-1]
+        update_factory(session, factory_id=changed_id, data=FactoryUpdate(name="Renamed Knits"))
+        session.commit()
+        again = client.get(
+            "/v1/factories?limit=1",
+            headers=buyer_headers | {"If-None-Match": first.headers["etag"]},
+        )
+        assert again.status_code == 200
+        assert again.headers["etag"] != first.headers["etag"]
+        assert changed_id in walked_ids(client, buyer_headers, again.json())
+
+    def test_a_tag_naming_a_moment_to_come_is_not_walked_from(
+        self, client: TestClient, buyer_headers: dict[str, str]
+    ) -> None:
+        # A walk fixed later than now would list again what changes before that moment.
+        to_come = (utcnow() + dt.timedelta(days=1) - EPOCH) // dt.timedelta(microseconds=1)
+        forged = f'W/"{"0" * 32}.{to_come}"'
+        page = client.get(
+            "/v1/factories?limit=1", headers=buyer_headers | {"If-None-Match": forged}
+        ).json()
+        snapshot = decode_cursor("factories", page["next_cursor"], (dt.datetime, str)).snapshot
+        assert snapshot is not None
+        assert snapshot <= utcnow()
+
+    def test_other_lists_have_weak_tags_and_answer_304(
+        self, client: TestClient, buyer_headers: dict[str, str]
+    ) -> None:
+        first = client.get("/v1/supply-chains", headers=buyer_headers)
+        tag = first.headers["etag"]
+        assert tag.startswith('W/"')
+        again = client.get("/v1/supply-chains", headers=buyer_headers | {"If-None-Match": tag})
+        assert again.status_code == 304
 
 
 class TestCsvExport:
