@@ -30,6 +30,10 @@ class EventRead(BaseModel):
     id: str
     type: str
     created_at: dt.datetime
+    timestamp: dt.datetime = pydantic.Field(
+        description="`created_at` again, under the name a webhook body gives it: an item of the "
+        "feed holds the webhook body's `type`, `timestamp` and `data`"
+    )
     data: dict[str, Any] = pydantic.Field(
         description="What your organisation may read of the change, as in the webhook body"
     )

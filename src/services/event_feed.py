@@ -184,6 +184,7 @@ def list_events(
             id=event.id,
             type=event.type,
             created_at=event.created_at,
+            timestamp=event.created_at,
             data=event_data(event, full=event.id in full, summaries=summaries),
         )
         for event in events

@@ -31,6 +31,7 @@ from tests.builders import (
     make_supply_chain,
     summary_row,
 )
+from tests.receivers import running_receiver
 
 
 @dataclass
@@ -113,6 +114,7 @@ class TestVisibility:
             "id": shared,
             "type": "factory.updated",
             "created_at": north["data"][0]["created_at"],
+            "timestamp": north["data"][0]["created_at"],
             "data": {"n": 1},
         }
         assert ids(feed(client, world.south_headers)) == [shared, south_own]
@@ -275,3 +277,26 @@ class TestRetention:
             assert prune_events(session, now=now) == 1
         with Session(engine) as session:
             assert session.exec(select(Event.id)).all() == [recent]
+
+
+class TestSameAsWebhooks:
+    def test_a_feed_item_holds_the_delivered_webhook_body(
+        self, client: TestClient, engine: Engine, settings: Settings, world: World
+    ) -> None:
+        # A handler written for webhooks reads pulled events too: an item has the body's `type`,
+        # `timestamp` and `data` as they were delivered.
+        with running_receiver() as receiver:
+            registered = client.post(
+                "/v1/webhook-endpoints", json={"url": receiver.url()}, headers=world.north_headers
+            )
+            assert registered.status_code == 201, registered.text
+            [event_id] = add_events(
+                engine, (EventType.factory_updated, {"n": 1}, {"factory_id": world.shared.id})
+            )
+            processed(engine, settings)
+            [delivered] = [orjson.loads(body) for body in receiver.bodies()]
+        [item] = [
+            item for item in feed(client, world.north_headers)["data"] if item["id"] == event_id
+        ]
+        assert set(delivered) == {"type", "timestamp", "data"}
+        assert {key: item[key] for key in delivered} == delivered
