@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -12,12 +14,41 @@ from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperGroup
 
 from src.config import PROJECT_ROOT, Settings, get_settings
 from src.db import engine_for, transaction
 
+# Options taking several values, written as DESIGN.md writes them (`--scopes a b`) or repeated.
+SEVERAL_VALUED = frozenset({"--scopes", "--supply-chain", "--acts-for"})
+
+
+def spread_values(args: Sequence[str]) -> list[str]:
+    """`args` with each value after the first of a several-valued option given its own flag:
+    `--scopes a b` becomes `--scopes a --scopes b`, which is how Click reads several values."""
+    spread: list[str] = []
+    option: str | None = None
+    had_value = False
+    for arg in args:
+        if arg.startswith("-"):
+            option, had_value = (arg if arg in SEVERAL_VALUED else None), False
+        elif option is not None:
+            if had_value:
+                spread.append(option)
+            had_value = True
+        spread.append(arg)
+    return spread
+
+
+class _Commands(TyperGroup):
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
+        return super().main(spread_values(sys.argv[1:] if args is None else args), *rest, **options)
+
+
 app = typer.Typer(
-    help="Weft: supplier labour-compliance data for brands and retailers.", no_args_is_help=True
+    help="Weft: supplier labour-compliance data for brands and retailers.",
+    no_args_is_help=True,
+    cls=_Commands,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 seed_app = typer.Typer(help="Load datasets.", no_args_is_help=True)
@@ -118,7 +149,7 @@ def organizations_create(
     name: Annotated[str, typer.Option(help="The organisation's name")],
     kind: Annotated[str, typer.Option(help="programme, buyer or partner")],
     acts_for: Annotated[
-        list[str] | None, typer.Option("--acts-for", help="Partners: a buyer org id it acts for")
+        list[str] | None, typer.Option("--acts-for", help="Partners: the buyer org ids it acts for")
     ] = None,
 ) -> None:
     """Register an organisation and print it (how the first programme organisation is made)."""
@@ -141,10 +172,12 @@ def organizations_create(
 def clients_create(
     org: Annotated[str, typer.Option(help="Organisation id (org_...)")],
     scopes: Annotated[
-        list[str] | None, typer.Option("--scopes", help="Scopes (repeat or space-separated)")
+        list[str] | None,
+        typer.Option("--scopes", help="Scopes, several after the flag (or in one quoted value)"),
     ] = None,
     supply_chain: Annotated[
-        list[str] | None, typer.Option("--supply-chain", help="Supply chain id")
+        list[str] | None,
+        typer.Option("--supply-chain", help="Supply chain ids, several after the flag"),
     ] = None,
     name: Annotated[str, typer.Option(help="A name to recognise the client by")] = "cli client",
 ) -> None:

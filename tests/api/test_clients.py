@@ -238,6 +238,21 @@ class TestCommandLine:
         ).json()
         assert (me["client_name"], me["supply_chains"]) == ("nightly sync", [chain.id])
 
+    def test_several_values_follow_one_flag_as_design_writes_them(
+        self, weft: Any, session: Session
+    ) -> None:
+        buyer = make_buyer(session)
+        chains = [make_supply_chain(session, buyer).id for _ in range(2)]
+        session.commit()
+        result = weft(
+            "clients", "create", "--org", buyer.id, "--scopes", "factories:read", "events:read",
+            "--supply-chain", *chains,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        printed = json.loads(result.stdout)
+        assert printed["scopes"] == ["factories:read", "events:read"]
+        assert sorted(printed["supply_chains"]) == sorted(chains)
+
     def test_refuses_a_scope_the_organisation_may_not_hold(
         self, weft: Any, session: Session
     ) -> None:
