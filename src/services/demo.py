@@ -97,12 +97,10 @@ CHAINS: list[tuple[str, str, str, range | list[int]]] = [
 # Factory positions that consent to full disclosure, per buyer.
 CONSENTS = {"northwind": range(0, 12), "harbour": range(20, 30)}
 DELEGATIONS = [("northwind", "threadlink")]
-CLIENT_CHAINS = {
-    "northwind": ["nw-knit", "nw-woven"],
-    "harbour": ["hp-core"],
-    "lumen": ["lu-all"],
-    "threadlink": ["nw-knit"],
-}
+# The chains a demo client's tokens name. The buyers' name none, so that they read every chain of
+# their organisation, those they create too; the partner's names one of Northwind's, to show a
+# token limited to named chains.
+NAMED_CHAINS = {"threadlink": ["nw-knit"]}
 
 
 def demo_secret(org_key: str) -> str:
@@ -217,7 +215,8 @@ def seed_demo(session: Session) -> DemoSummary:
             continue
         org = orgs[demo_org.key]
         secret = demo_secret(demo_org.key)
-        chain_ids = [demo_id("sc", key) for key in CLIENT_CHAINS.get(demo_org.key, [])]
+        named = [demo_id("sc", key) for key in NAMED_CHAINS.get(demo_org.key, [])]
+        own = [demo_id("sc", key) for owner, key, *_ in CHAINS if owner == demo_org.key]
         client = _upsert(
             session,
             Client(
@@ -226,7 +225,7 @@ def seed_demo(session: Session) -> DemoSummary:
                 name=f"{demo_org.name} demo client",
                 secret_hash=hash_secret(secret),
                 scopes=list(SCOPES_BY_KIND[demo_org.kind]),
-                supply_chain_ids=chain_ids,
+                supply_chain_ids=named,
             ),
         )
         summary.clients.append(
@@ -237,7 +236,8 @@ def seed_demo(session: Session) -> DemoSummary:
                 "org_id": org.id,
                 "org_kind": demo_org.kind.value,
                 "scopes": list(client.scopes),
-                "supply_chains": chain_ids,
+                # The chains it reads: those its tokens name, or its organisation's own.
+                "supply_chains": named or own,
             }
         )
     session.flush()

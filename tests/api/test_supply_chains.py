@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from src.models import Event, Factory, Organization, SupplyChain
 from src.services.clients import NewClient
+from src.services.demo import seed_demo
 from tests.builders import (
     admin_headers,
     bearer,
@@ -163,6 +164,27 @@ class TestWriteChains:
         )
         assert response.headers["location"] == f"/v1/supply-chains/{body['id']}"
         assert client.get(response.headers["location"], headers=headers).status_code == 200
+
+    def test_a_demo_buyer_creates_a_chain_and_links_a_factory_to_it(
+        self, client: TestClient, session: Session
+    ) -> None:
+        demo = next(c for c in seed_demo(session).clients if c["org_kind"] == "buyer")
+        factory_id = session.exec(select(Factory.id).order_by(col(Factory.id))).first()
+        session.commit()
+        token = client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(demo["client_id"], demo["client_secret"]),
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        created = client.post("/v1/supply-chains", json={"name": "Outerwear"}, headers=headers)
+        assert created.status_code == 201, created.text
+        linked = client.post(
+            f"/v1/supply-chains/{created.json()['id']}/factories",
+            json={"factory_id": factory_id, "supplier_code": "OW-1"},
+            headers=headers,
+        )
+        assert linked.status_code == 201, linked.text
 
     def test_a_client_limited_to_named_chains_cannot_create_one(
         self, client: TestClient, world: World
