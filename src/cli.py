@@ -266,28 +266,38 @@ def worker() -> None:
     run_until_signalled(engine_for(settings.database_url), settings)
 
 
+def demo_banner(clients: list[dict[str, Any]], base: str, factory_id: str) -> str:
+    """Where the demo runs, every demo client's credentials, and a curl line that works."""
+    buyer = next(c for c in clients if c["org_kind"] == "buyer")
+    credentials = "".join(
+        f"  {c['name']} ({c['org_kind']}): {c['client_id']}:{c['client_secret']}\n" for c in clients
+    )
+    return (
+        "\n[bold]Weft demo[/bold] on " + base + f" (API reference: {base}/docs)\n"
+        f"Demo clients (also in {DEMO_CLIENTS_FILE}), client_id:client_secret:\n{credentials}"
+        "\nTry:\n"
+        f"  TOKEN=$(curl -s -u {buyer['client_id']}:{buyer['client_secret']} "
+        f"-d grant_type=client_credentials {base}/oauth/token | python3 -c "
+        "'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')\n"
+        f'  curl -s -H "Authorization: Bearer $TOKEN" '
+        f"{base}/v1/factories/{factory_id}/compliance-summary\n"
+    )
+
+
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Port")] = 8000,
 ) -> None:
-    """Migrate, load the demo dataset, print a working curl line, and serve."""
+    """Migrate, load the demo dataset, print the demo clients' credentials and a working curl line,
+    and serve."""
     db_upgrade()
     seed_demo(DEMO_CLIENTS_FILE)
     from src.services.demo import first_consenting_factory
 
     clients = json.loads(DEMO_CLIENTS_FILE.read_text())
-    buyer = next(c for c in clients if c["org_kind"] == "buyer")
     base = f"http://127.0.0.1:{port}"
     console.print(
-        "\n[bold]Weft demo[/bold] on " + base + f" (API reference: {base}/docs)\n"
-        f"Demo clients: {DEMO_CLIENTS_FILE}\n\nTry:\n"
-        f"  TOKEN=$(curl -s -u {buyer['client_id']}:{buyer['client_secret']} "
-        f"-d grant_type=client_credentials {base}/oauth/token | python3 -c "
-        "'import sys, json; print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f'  curl -s -H "Authorization: Bearer $TOKEN" '
-        f"{base}/v1/factories/{first_consenting_factory()}/compliance-summary\n",
-        highlight=False,
-        soft_wrap=True,
+        demo_banner(clients, base, first_consenting_factory()), highlight=False, soft_wrap=True
     )
     serve(host="127.0.0.1", port=port, workers=1)
 

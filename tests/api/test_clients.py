@@ -13,11 +13,13 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from src.cli import app as cli
+from src.cli import demo_banner
 from src.config import Settings, get_settings
 from src.db import engine_for
 from src.models import Client
 from src.models.organizations import OrgKind
 from src.services.clients import BUYER_SCOPES, PARTNER_SCOPES
+from src.services.demo import seed_demo
 from tests.builders import (
     admin_headers,
     make_buyer,
@@ -252,6 +254,18 @@ class TestCommandLine:
         printed = json.loads(result.stdout)
         assert printed["scopes"] == ["factories:read", "events:read"]
         assert sorted(printed["supply_chains"]) == sorted(chains)
+
+    def test_the_demo_prints_every_demo_clients_working_credentials(
+        self, client: TestClient, session: Session
+    ) -> None:
+        clients = seed_demo(session).clients
+        session.commit()
+        banner = demo_banner(clients, "http://127.0.0.1:8000", "fac_01ZZZZZZZZZZZZZZZZZZZZZZZZ")
+        for demo in clients:
+            assert f"{demo['client_id']}:{demo['client_secret']}" in banner
+            assert (
+                token_response(client, demo["client_id"], demo["client_secret"]).status_code == 200
+            )
 
     def test_refuses_a_scope_the_organisation_may_not_hold(
         self, weft: Any, session: Session
