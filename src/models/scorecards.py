@@ -32,6 +32,9 @@ class Scorecard(SQLModel, table=True):
     org_id: str = fk("organizations.id", index=False)
     period: str = Field(foreign_key="scorecard_periods.period", max_length=10, index=True)
     overall: float | None = None
+    overall_change: float | None = None
+    overall_benchmark_median: float | None = None
+    overall_percentile: float | None = None
     respondents: int = 0
     categories: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     computed_at: dt.datetime = created_at_field()
@@ -74,6 +77,9 @@ class ScorecardRead(BaseModel):
                     "org_id": "org_01JGZ3N5W1X7Q8R9S0T1V2W3X5",
                     "period": "2026H1",
                     "overall": 61.3,
+                    "overall_change": 3.1,
+                    "overall_benchmark_median": 57.4,
+                    "overall_percentile": 75.0,
                     "respondents": 12,
                     "categories": [
                         {
@@ -109,6 +115,17 @@ class ScorecardRead(BaseModel):
     overall: float | None = pydantic.Field(
         description="Mean of the shown category scores; null when every category is suppressed"
     )
+    overall_change: float | None = pydantic.Field(
+        description="`overall` less the overall of your latest earlier period with a scorecard; "
+        "null when either is null"
+    )
+    overall_benchmark_median: float | None = pydantic.Field(
+        description="Median overall score of the buyers with one; null when too few buyers have one"
+    )
+    overall_percentile: float | None = pydantic.Field(
+        description="Share (0-100) of the other buyers with an overall score scoring strictly "
+        "lower; null when your overall or its benchmark is null"
+    )
     respondents: int | None = pydantic.Field(
         description="Distinct suppliers who answered a shown category; null below the threshold"
     )
@@ -131,6 +148,13 @@ class BenchmarkCategoryRead(BaseModel):
 
 class BenchmarkRead(BaseModel):
     period: str
+    overall_median: float | None = pydantic.Field(
+        description="Median overall score of the buyers with one; null when too few buyers have one"
+    )
+    overall_suppressed: bool
+    overall_percentile: float | None = pydantic.Field(
+        description="Your own overall percentile (see the scorecard); null when not shown"
+    )
     categories: list[BenchmarkCategoryRead]
     published_at: dt.datetime | None
 

@@ -83,18 +83,26 @@ class Benchmark:
         return {"median": exact_number(self.median), "suppressed": self.median is None}
 
 
+def benchmark_of(scores: dict[str, Fraction], min_buyers: int) -> Benchmark:
+    """Over the buyers' scores given (buyer -> score); suppressed below `min_buyers`."""
+    if len(scores) < min_buyers:
+        return Benchmark(None, {})
+    ordered = sorted(scores.values())
+    return Benchmark(
+        median(ordered), {buyer: percentile(own, ordered) for buyer, own in scores.items()}
+    )
+
+
 def category_benchmarks(
     shown: dict[str, dict[str, Fraction]], min_buyers: int
 ) -> dict[str, Benchmark]:
     """Per category, over the buyers whose category is shown; suppressed below `min_buyers`."""
-    benchmarks = {}
-    for code in category_names():
-        scores = {buyer: s[code] for buyer, s in shown.items() if code in s}
-        if len(scores) < min_buyers:
-            benchmarks[code] = Benchmark(None, {})
-            continue
-        ordered = sorted(scores.values())
-        benchmarks[code] = Benchmark(
-            median(ordered), {buyer: percentile(own, ordered) for buyer, own in scores.items()}
-        )
-    return benchmarks
+    return {
+        code: benchmark_of({buyer: s[code] for buyer, s in shown.items() if code in s}, min_buyers)
+        for code in category_names()
+    }
+
+
+def overall_of(shown: dict[str, Fraction]) -> Fraction | None:
+    """The mean of the shown categories' scores; None when every category is suppressed."""
+    return sum(shown.values(), Fraction(0)) / len(shown) if shown else None

@@ -33,12 +33,17 @@ from src.services.pagination import Page, paginate
 from src.services.scorecard_figures import (
     Tallies,
     Tally,
+    benchmark_of,
     category_benchmarks,
     category_names,
     exact_number,
+    overall_of,
     rounded,
     shown_tallies,
 )
+
+# The key of the overall score's benchmark among a period's category benchmarks.
+OVERALL = "overall"
 
 LIST_KIND = "scorecards"
 
@@ -134,8 +139,13 @@ def compute_period(session: Session, *, period: str, settings: Settings) -> Scor
         session, period=period, buyers=tallies.keys(), min_suppliers=min_suppliers
     )
     benchmarks = category_benchmarks(scores, settings.scorecard_min_buyers)
+    overall = {
+        buyer: value for buyer, own in scores.items() if (value := overall_of(own)) is not None
+    }
+    overall_benchmark = benchmark_of(overall, settings.scorecard_min_buyers)
     now = utcnow()
     period_row.benchmark = {code: benchmark.stored() for code, benchmark in benchmarks.items()}
+    period_row.benchmark[OVERALL] = overall_benchmark.stored()
     period_row.computed_at = now
     session.flush()
 
@@ -146,7 +156,15 @@ def compute_period(session: Session, *, period: str, settings: Settings) -> Scor
     for buyer, shown in tallies.items():
         own, before = scores[buyer], previous.get(buyer, {})
         scorecard = existing.get(buyer) or Scorecard(org_id=buyer, period=period)
-        scorecard.overall = exact_number(sum(own.values(), Fraction(0)) / len(own)) if own else None
+        scorecard.overall = exact_number(overall.get(buyer))
+        overall_before = overall_of(before)
+        scorecard.overall_change = exact_number(
+            overall[buyer] - overall_before
+            if buyer in overall and overall_before is not None
+            else None
+        )
+        scorecard.overall_benchmark_median = exact_number(overall_benchmark.median)
+        scorecard.overall_percentile = exact_number(overall_benchmark.percentiles.get(buyer))
         scorecard.respondents = len(set().union(*(t.suppliers for t in shown.values())))
         scorecard.categories = [
             {
@@ -245,6 +263,9 @@ def scorecard_read(scorecard: Scorecard, published_at: Any) -> ScorecardRead:
         org_id=scorecard.org_id,
         period=scorecard.period,
         overall=rounded(scorecard.overall),
+        overall_change=rounded(scorecard.overall_change),
+        overall_benchmark_median=rounded(scorecard.overall_benchmark_median),
+        overall_percentile=rounded(scorecard.overall_percentile),
         respondents=scorecard.respondents if scorecard.overall is not None else None,
         categories=[
             CategoryScoreRead(
@@ -345,9 +366,14 @@ def get_benchmark(
         found = _find_scorecard(session, principal=principal, period=period, org_id=target)
         if found is not None:
             own = {item["category"]: item["percentile"] for item in found[0].categories}
+            own[OVERALL] = found[0].overall_percentile
     missing = {"median": None, "suppressed": True}
+    overall = period_row.benchmark.get(OVERALL, missing)
     return BenchmarkRead(
         period=period,
+        overall_median=rounded(overall["median"]),
+        overall_suppressed=overall["suppressed"],
+        overall_percentile=rounded(own.get(OVERALL)),
         categories=[
             BenchmarkCategoryRead(
                 category=code,

@@ -184,6 +184,9 @@ class TestReading:
             "org_id": world.a.id,
             "period": "2026H1",
             "overall": 75.0,
+            "overall_change": 25.0,
+            "overall_benchmark_median": 37.5,
+            "overall_percentile": 80.0,
             "respondents": 5,
             "categories": [
                 category_body(
@@ -211,6 +214,9 @@ class TestReading:
         assert current.pop("published_at") is not None
         assert current == {
             "period": "2026H1",
+            "overall_median": 37.5,
+            "overall_suppressed": False,
+            "overall_percentile": 0.0,
             "categories": [
                 category_body(code, median=37.5, suppressed=False, percentile=0.0)
                 for code in category_names()
@@ -220,6 +226,11 @@ class TestReading:
         assert earlier["categories"][0] == category_body(
             "planning_forecasting", median=None, suppressed=True, percentile=None
         )
+        assert (
+            earlier["overall_median"],
+            earlier["overall_suppressed"],
+            earlier["overall_percentile"],
+        ) == (None, True, None)
 
     def test_the_list_is_paginated_oldest_period_first_and_filtered_by_period(
         self, client: TestClient, world: World

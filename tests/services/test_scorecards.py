@@ -230,6 +230,24 @@ class TestBenchmark:
 
         assert category(card(session, buyers[0]), PF)["benchmark_median"] == 62.5
 
+    def test_the_overall_benchmark_is_over_the_buyers_overall_scores(
+        self, session: Session, settings: Settings
+    ) -> None:
+        pool = factories(session, 5)
+        buyers = buyers_rating(session, pool, [1, 2, 3, 4, 5])
+        rate_buyer(session, buyers[0], pool, {"DD-01": 5})
+        compute(session, settings)
+
+        # overall scores 50 (0 and 100), 25, 50, 75, 100: median 50
+        assert session.get(ScorecardPeriod, PERIOD).benchmark["overall"] == {  # type: ignore[union-attr]
+            "median": 50.0,
+            "suppressed": False,
+        }
+        assert [
+            (card(session, b)["overall_benchmark_median"], card(session, b)["overall_percentile"])
+            for b in buyers
+        ] == [(50.0, 25.0), (50.0, 0.0), (50.0, 25.0), (50.0, 75.0), (50.0, 100.0)]
+
 
 class TestChange:
     def test_change_is_against_the_latest_earlier_period_with_a_scorecard(
@@ -248,6 +266,21 @@ class TestChange:
         assert category(body, DD)["change"] is None  # not shown in 2025H1
         assert category(body, CN)["change"] is None  # missing before
         assert category(card(session, buyer, "2025H1"), PF)["change"] == 50.0
+
+    def test_the_overall_changes_by_the_difference_of_the_overall_scores(
+        self, session: Session, settings: Settings
+    ) -> None:
+        buyer = make_buyer(session)
+        five = factories(session, 5)
+        rate_buyer(session, buyer, five, {"PF-01": 1, "DD-01": 1}, period="2024H2")
+        rate_buyer(session, buyer, five, {"PF-01": 3}, period="2025H1")
+        rate_buyer(session, buyer, five, {"PF-01": 4, "DD-01": 5, "CN-01": 2}, period="2026H1")
+        compute(session, settings, "2024H2", "2025H1", "2026H1")
+
+        body = card(session, buyer)
+        assert (body["overall"], body["overall_change"]) == (66.7, 16.7)  # 200/3 - 50
+        assert card(session, buyer, "2025H1")["overall_change"] == 50.0  # 50 - 0
+        assert card(session, buyer, "2024H2")["overall_change"] is None
 
     def test_change_is_null_when_the_current_category_is_suppressed(
         self, session: Session, settings: Settings
