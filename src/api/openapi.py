@@ -184,9 +184,8 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         if status[:1] in ("4", "5"):
             _as_problem(response)
         headers = response.get("headers", {})
-        if limited:
-            headers["RateLimit-Policy"] = _header("RateLimit-Policy")
-            headers["RateLimit"] = _header("RateLimit")
+        headers["RateLimit-Policy"] = _header("RateLimit-Policy")
+        headers["RateLimit"] = _header("RateLimit")
         if status == "429":
             headers["Retry-After"] = _header("Retry-After")
         if idempotent and status[:1] in ("2", "4"):

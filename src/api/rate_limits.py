@@ -8,7 +8,8 @@ when the budget refills.
 Keys: the client of a valid bearer token; on the token endpoint the client id it is given (HTTP
 Basic or form) from the caller's address, with its own smaller budget (so that a stranger naming
 another's client id spends a budget of its own, not that client's); anything else by client
-address."""
+address. Probes, metrics and the docs are never refused: their answers tell the caller's budget
+without spending it."""
 
 from __future__ import annotations
 
@@ -114,12 +115,14 @@ class RateLimitMiddleware:
         self.token = Policy("token", RateLimitItemPerMinute(settings.token_rate_limit_per_minute))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_rate_limited(scope["path"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Probes, metrics and the docs are never refused, but their answers tell the budget too.
+        limited = is_rate_limited(scope["path"])
         policy, key, receive = await self._classify(scope, receive)
         try:
-            used, reset_at = await self._hit(policy, key)
+            used, reset_at = await (self._hit if limited else self._peek)(policy, key)
         except StorageError:
             # The budget store being down must not take the API down with it.
             logger.warning("rate limit storage unavailable", exc_info=True)
@@ -131,7 +134,7 @@ class RateLimitMiddleware:
             (b"ratelimit-policy", policy.header),
             (b"ratelimit", f'"{policy.name}";r={remaining};t={reset}'.encode()),
         ]
-        if used > policy.item.amount:
+        if limited and used > policy.item.amount:
             await send_problem(
                 send,
                 429,
@@ -157,6 +160,15 @@ class RateLimitMiddleware:
         round trips on every request). Answers the requests used and when the window ends."""
         storage_key = policy.item.key_for(policy.name, key)
         used = await self.storage.incr(storage_key, policy.item.get_expiry())
+        return used, await self.storage.get_expiry(storage_key)
+
+    async def _peek(self, policy: Policy, key: str) -> tuple[int, float]:
+        """What `_hit` answers, without spending a request: a window not yet started is a whole
+        window away from its end."""
+        storage_key = policy.item.key_for(policy.name, key)
+        used = await self.storage.get(storage_key)
+        if not used:
+            return 0, time.time() + policy.item.get_expiry()
         return used, await self.storage.get_expiry(storage_key)
 
     async def _classify(self, scope: Scope, receive: Receive) -> tuple[Policy, str, Receive]:

@@ -60,15 +60,26 @@ class TestHeaders:
         assert missing.status_code == 404
         assert remaining(missing) == 597
 
-    def test_operational_and_documentation_paths_are_not_limited(
+    def test_operational_and_documentation_paths_tell_the_budget_and_are_not_limited(
         self, settings: Settings, engine: Engine
     ) -> None:
         with limited(settings, engine, rate_limit_per_minute=1) as http:
+            assert http.get("/v1/no-such-thing").status_code == 404  # spends the one request
             for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs") * 2:
                 response = http.get(path)
                 assert response.status_code == 200, path
-                assert "ratelimit" not in response.headers, path
-                assert "ratelimit-policy" not in response.headers, path
+                assert response.headers["ratelimit-policy"] == '"default";q=1;w=60', path
+                assert remaining(response) == 0, path
+            assert http.get("/v1/no-such-thing").status_code == 429
+
+    def test_an_unspent_budget_is_told_whole_on_those_paths(
+        self, settings: Settings, engine: Engine
+    ) -> None:
+        with limited(settings, engine, rate_limit_per_minute=5) as http:
+            for _ in range(2):
+                response = http.get("/healthz")
+                assert remaining(response) == 5
+                assert response.headers["ratelimit"].endswith(";t=60")
 
 
 class TestBudget:
