@@ -11,10 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event, make_url, text
+from sqlalchemy import (
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
@@ -53,6 +66,24 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class utc_day(FunctionElement[dt.date]):  # noqa: N801 (a SQL function, named as one)
+    """The UTC calendar day of a `UTCDateTime` column, in SQL: comparable with a `Date` column."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps a `UTCDateTime` as naive UTC text.
+    return f"date({compiler.process(element.clauses, **kw)})"
 
 
 def copy_rows(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from src.db import flush_refused, utcnow
+from src.db import flush_refused, utc_day, utcnow
 from src.models import Delegation, Factory, Organization, SupplyChain, SupplyChainLink
 from src.models.base import row_values
 from src.models.organizations import OrgKind
@@ -237,27 +237,21 @@ def _seen_otherwise(session: Session, factory: Factory, *, at: dt.datetime) -> N
     session.add(factory)
 
 
-# How far back `touch_factories_of_links_turning` looks for days a link came into or out of
-# force: a worker stopped for longer misses those days' turns.
-LINK_TURNS_LOOKED_BACK = dt.timedelta(days=7)
-
-
 def touch_factories_of_links_turning(session: Session, *, now: dt.datetime) -> int:
-    """The factories a link brought into or out of its chain's view on a day of the last week (a
-    link dated to start or end later changes what its readers see with no write) whose
-    `updated_at` has not moved since that day began: each moves to `now` (`_seen_otherwise`).
-    Answers how many moved. The worker runs it hourly; a factory moves once a turn."""
+    """The factories a link has brought into or out of its chain's view (a link dated to start
+    or end later changes what its readers see with no write) whose `updated_at` has not moved
+    since that day began: each moves to `now` (`_seen_otherwise`). Answers how many moved. The
+    worker runs it hourly; a factory moves once a turn, however long the worker was stopped."""
     link = SupplyChainLink
     today = now.date()
-    turns = []
-    for days_ago in range(LINK_TURNS_LOOKED_BACK.days + 1):
-        day = today - dt.timedelta(days=days_ago)
-        unmoved = col(link.factory_updated_at) < dt.datetime.combine(day, dt.time(), dt.UTC)
-        turns += [
-            and_(col(link.starts_on) == day, unmoved),
-            and_(col(link.ends_on) == day - dt.timedelta(days=1), unmoved),
-        ]
-    turned_ids = select(link.factory_id).where(or_(*turns))
+    last_moved = utc_day(col(link.factory_updated_at))
+    turned_ids = select(link.factory_id).where(
+        or_(
+            and_(col(link.starts_on) <= today, last_moved < col(link.starts_on)),
+            # In force through `ends_on`: out of view from the day after.
+            and_(col(link.ends_on) < today, last_moved <= col(link.ends_on)),
+        )
+    )
     turned = session.exec(select(Factory).where(col(Factory.id).in_(turned_ids))).all()
     for factory in turned:
         _seen_otherwise(session, factory, at=now)

@@ -12,10 +12,7 @@ from sqlmodel import Session, col, select
 from src.config import Settings
 from src.db import utcnow
 from src.models import Factory, SupplyChainLink
-from src.services.supply_chains import (
-    LINK_TURNS_LOOKED_BACK,
-    touch_factories_of_links_turning,
-)
+from src.services.supply_chains import touch_factories_of_links_turning
 from src.worker import Worker
 from tests.builders import link, make_buyer, make_factory, make_supply_chain
 
@@ -64,14 +61,21 @@ class TestLinksTurning:
         assert steady.updated_at == unmoved
         assert touch_factories_of_links_turning(session, now=at(TODAY + days(4), 2)) == 0
 
-    def test_a_turn_older_than_the_look_back_is_left(self, session: Session) -> None:
-        starting, ending, _ = dated_links(session)
-        # Both turned two days from now; a worker first running a week and more after that
-        # does not look so far back.
-        long_after = at(TODAY + days(2) + LINK_TURNS_LOOKED_BACK + days(1))
-        assert touch_factories_of_links_turning(session, now=long_after) == 0
-        assert starting.updated_at < long_after
-        assert ending.updated_at < long_after
+    def test_a_worker_stopped_for_months_catches_every_turn_up(self, session: Session) -> None:
+        starting, ending, steady = dated_links(session)
+        unmoved = steady.updated_at
+        long_after = at(TODAY + days(120))
+        assert touch_factories_of_links_turning(session, now=long_after) == 2
+        assert starting.updated_at == ending.updated_at == long_after
+        assert steady.updated_at == unmoved
+
+    def test_a_factory_moved_since_its_link_turned_is_left(self, session: Session) -> None:
+        starting, _, _ = dated_links(session)
+        # Edited the day its link started: a sync since then fetches it already.
+        starting.updated_at = at(TODAY + days(2), 9)
+        session.add(starting)
+        session.flush()
+        assert touch_factories_of_links_turning(session, now=at(TODAY + days(3))) == 1
 
     def test_the_worker_moves_them_in_its_hourly_housekeeping(
         self, session: Session, engine: Engine, settings: Settings
