@@ -150,6 +150,17 @@ def bearer(http: TestClient, credentials: NewClient, scope: str | None = None) -
     return {"Authorization": f"Bearer {token_for(http, credentials, scope)}"}
 
 
+def demo_bearer(http: TestClient, demo: dict[str, Any]) -> dict[str, str]:
+    """A bearer header for a demo client, as the demo clients file lists it."""
+    response = http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(demo["client_id"], demo["client_secret"]),
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def rate_buyer(
     session: Session,
     buyer: Organization,

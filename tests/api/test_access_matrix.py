@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from src.services.demo import seed_demo
+from tests.builders import demo_bearer
 
 MISSING_FACTORY = "fac_01ZZZZZZZZZZZZZZZZZZZZZZZZ"
 
@@ -103,12 +104,7 @@ def test_every_client_every_factory_every_read_and_hidden_is_missing(
     mismatches: list[str] = []
     outcomes: set[tuple[str, int]] = set()
     for demo in demo_clients:
-        token = client.post(
-            "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(demo["client_id"], demo["client_secret"]),
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = demo_bearer(client, demo)
         for factory in rules.factories:
             assessment = rules.latest_assessment.get(factory, "asm_01ZZZZZZZZZZZZZZZZZZZZZZZZ")
             urls = {
@@ -156,12 +152,7 @@ def check_hidden_answers_like_missing(
             continue
         hidden = [f for f in rules.factories if not rules.visible(demo, f)]
         assert hidden, demo["name"]
-        token = client.post(
-            "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(demo["client_id"], demo["client_secret"]),
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = demo_bearer(client, demo)
         for suffix in ("", "/compliance-summary", "/assessments", "/remediation-items"):
             missing = client.get(f"/v1/factories/{MISSING_FACTORY}{suffix}", headers=headers)
             for factory in hidden[:3]:

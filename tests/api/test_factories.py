@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -468,6 +469,13 @@ def walked_ids(client: TestClient, headers: dict[str, str], first: dict[str, obj
     return ids
 
 
+def revalidated(client: TestClient, url: str, headers: dict[str, str]) -> tuple[Any, Any]:
+    """An answer, whose entity tag is weak, and the same request again with that tag."""
+    first = client.get(url, headers=headers)
+    assert first.headers["etag"].startswith('W/"')
+    return first, client.get(url, headers=headers | {"If-None-Match": first.headers["etag"]})
+
+
 class TestConditionalGets:
     """Weak entity tags on pages. A first page's cursor carries the moment its walk started, so
     its bytes differ on every request; its tag names that moment, and the same first page asked
@@ -483,22 +491,17 @@ class TestConditionalGets:
     def test_a_first_page_answers_304_to_its_own_tag(
         self, client: TestClient, buyer_headers: dict[str, str]
     ) -> None:
-        first = client.get("/v1/factories?limit=1", headers=buyer_headers)
-        tag = first.headers["etag"]
-        assert tag.startswith('W/"')
+        first, again = revalidated(client, "/v1/factories?limit=1", buyer_headers)
         assert first.json()["has_more"]
-        again = client.get("/v1/factories?limit=1", headers=buyer_headers | {"If-None-Match": tag})
         assert again.status_code == 304
-        assert again.headers["etag"] == tag
+        assert again.headers["etag"] == first.headers["etag"]
 
     def test_a_later_page_answers_304_to_its_own_tag(
         self, client: TestClient, buyer_headers: dict[str, str]
     ) -> None:
         cursor = client.get("/v1/factories?limit=1", headers=buyer_headers).json()["next_cursor"]
-        url = f"/v1/factories?limit=1&cursor={cursor}"
-        tag = client.get(url, headers=buyer_headers).headers["etag"]
-        assert tag.startswith('W/"')
-        assert client.get(url, headers=buyer_headers | {"If-None-Match": tag}).status_code == 304
+        _, again = revalidated(client, f"/v1/factories?limit=1&cursor={cursor}", buyer_headers)
+        assert again.status_code == 304
 
     def test_a_factory_changed_since_the_tag_gets_a_walk_from_now(
         self, client: TestClient, session: Session, buyer_headers: dict[str, str]
@@ -532,10 +535,7 @@ class TestConditionalGets:
     def test_other_lists_have_weak_tags_and_answer_304(
         self, client: TestClient, buyer_headers: dict[str, str]
     ) -> None:
-        first = client.get("/v1/supply-chains", headers=buyer_headers)
-        tag = first.headers["etag"]
-        assert tag.startswith('W/"')
-        again = client.get("/v1/supply-chains", headers=buyer_headers | {"If-None-Match": tag})
+        _, again = revalidated(client, "/v1/supply-chains", buyer_headers)
         assert again.status_code == 304
 
 

@@ -17,6 +17,7 @@ from src.services.demo import seed_demo
 from tests.builders import (
     admin_headers,
     bearer,
+    demo_bearer,
     link,
     make_buyer,
     make_client,
@@ -171,12 +172,7 @@ class TestWriteChains:
         demo = next(c for c in seed_demo(session).clients if c["org_kind"] == "buyer")
         factory_id = session.exec(select(Factory.id).order_by(col(Factory.id))).first()
         session.commit()
-        token = client.post(
-            "/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(demo["client_id"], demo["client_secret"]),
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = demo_bearer(client, demo)
         created = client.post("/v1/supply-chains", json={"name": "Outerwear"}, headers=headers)
         assert created.status_code == 201, created.text
         linked = client.post(
